@@ -1,0 +1,24 @@
+"""Shared fixtures: the real Tiny ImageNet mini archive (never a silent skip when it is missing)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def mini_zip_path() -> Path:
+    """$TINYAB_TEST_DATA, else ../shared/data/tiny-imagenet-200-mini.zip beside the repo."""
+    env = os.environ.get("TINYAB_TEST_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
+
+
+@pytest.fixture(scope="session")
+def mini_zip() -> Path:
+    path = mini_zip_path()
+    if not path.is_file():
+        pytest.fail(f"test data not found: {path} (set TINYAB_TEST_DATA)")
+    return path

@@ -1,0 +1,5 @@
+import sys
+
+from tinyab.cli import main
+
+sys.exit(main())

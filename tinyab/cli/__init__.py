@@ -1,0 +1,55 @@
+"""The ``tinyab`` command: each sub-command is a thin layer over a library function.
+
+Every command group lives in its own module with a ``register(subparsers)`` function that adds its
+parsers and sets ``func`` to a handler taking the parsed arguments and returning an exit code.
+A :class:`~tinyab.errors.UserError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tinyab import __version__
+from tinyab.errors import UserError
+
+COMMAND_MODULES = ["data", "train", "search", "report", "ablate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinyab",
+        description="Honest A/B comparisons for image classifiers trained from scratch on Tiny ImageNet.",
+    )
+    parser.add_argument("--version", action="version", version=f"tinyab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tinyab.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"tinyab.cli.{name}":
+                continue  # command group not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"tinyab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinyab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

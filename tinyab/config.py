@@ -1,0 +1,222 @@
+"""The recipe: one complete training configuration, loaded from YAML with field-level validation.
+
+A recipe is a named YAML file shipped in ``tinyab/recipes/`` or a user's own file. ``--set a.b=v``
+overrides any field. Every field has a default, so a recipe file lists only what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tinyab.errors import ConfigError
+from tinyab.schema import deep_merge, field, from_dict, set_dotted, suggest, to_dict
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+def _fraction(v: float) -> bool:
+    return 0 <= v < 1
+
+
+@dataclass
+class DataConfig:
+    """Which part of Tiny ImageNet to use: deterministic subsets for fast runs."""
+
+    classes: int = field(200, check=lambda v: 2 <= v <= 200, expect="an integer from 2 to 200")
+    train_per_class: int | None = field(None, check=_positive, expect="a positive integer or null (all)")
+    val_per_class: int | None = field(None, check=_positive, expect="a positive integer or null (all)")
+
+
+@dataclass
+class ModelConfig:
+    """The network: architecture, stem, width and dropout."""
+
+    arch: Literal["resnet_small", "resnet18", "resnet34", "resnet50", "seed_net1", "seed_net2"] = "resnet18"
+    stem: Literal["cifar", "imagenet"] = "imagenet"
+    width: float = field(1.0, check=_positive, expect="a positive number")
+    dropout: float = field(0.0, check=_fraction, expect="a number in [0, 1)")
+    block_dropout: float = field(0.0, check=_fraction, expect="a number in [0, 1)")
+
+
+@dataclass
+class InitConfig:
+    """Weight initialisation of every conv and linear layer; see tinyab.models.init for the formulas."""
+
+    scheme: Literal["variance_scaling", "xavier", "orthogonal", "torch_default"] = "variance_scaling"
+    mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in"
+    distribution: Literal["normal", "truncated_normal", "uniform"] = "truncated_normal"
+    scale: float = field(2.0, check=_positive, expect="a positive number")
+    zero_init_residual: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and weight decay."""
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = field(0.1, check=_positive, expect="a positive number")
+    momentum: float = field(0.9, check=_fraction, expect="a number in [0, 1)")
+    nesterov: bool = True
+    weight_decay: float = field(5e-4, check=_non_negative, expect="a number >= 0")
+    decay_bn_and_bias: bool = False
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule. ``optim.lr`` is the peak for one_cycle/cosine/step/constant;
+    CLR uses ``base_lr`` and ``max_lr``."""
+
+    name: Literal["constant", "clr", "one_cycle", "cosine", "step"] = "cosine"
+    base_lr: float = field(0.001, check=_positive, expect="a positive number")
+    max_lr: float = field(0.1, check=_positive, expect="a positive number")
+    step_size: float = field(2.0, check=_positive, expect="a positive number")
+    step_unit: Literal["epochs", "iterations"] = "epochs"
+    mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
+    gamma: float = field(0.99994, check=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
+    warmup_epochs: float = field(0.0, check=_non_negative, expect="a number >= 0")
+    milestones: list[int] = field(
+        default_factory=lambda: [], check=lambda v: all(m > 0 for m in v), expect="a list of positive epochs"
+    )
+    step_gamma: float = field(0.1, check=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
+    pct_start: float = field(0.3, check=lambda v: 0 < v < 1, expect="a number in (0, 1)")
+
+    def validate(self, where: str) -> None:
+        if self.name == "clr" and self.base_lr > self.max_lr:
+            raise ConfigError(f"{where}.base_lr: must not exceed max_lr ({self.base_lr} > {self.max_lr})")
+
+
+@dataclass
+class AugmentConfig:
+    """Batch augmentation on the training device; each part can be switched off."""
+
+    crop: Literal["none", "pad", "random_resized"] = "pad"
+    pad: int = field(4, check=_non_negative, expect="an integer >= 0")
+    min_scale: float = field(0.35, check=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
+    flip: bool = True
+    color_jitter: float = field(0.0, check=lambda v: 0 <= v <= 1, expect="a number in [0, 1]")
+    mixup: float = field(0.0, check=_non_negative, expect="a number >= 0 (Beta alpha; 0 = off)")
+    cutmix: float = field(0.0, check=_non_negative, expect="a number >= 0 (Beta alpha; 0 = off)")
+    label_smoothing: float = field(0.0, check=_fraction, expect="a number in [0, 1)")
+    start_epoch: int = field(0, check=_non_negative, expect="an integer >= 0")
+
+
+def _valid_phases(phases: list) -> bool:
+    return all(isinstance(p, list) and len(p) == 2 for p in phases)
+
+
+@dataclass
+class Recipe:
+    """One complete training run. ``resolution`` is a list of ``[epochs, px]`` phases; after the
+    last phase training continues at its size. Evaluation is always at 64 px."""
+
+    name: str = "custom"
+    description: str = ""
+    epochs: int = field(15, check=_positive, expect="a positive integer")
+    batch_size: int = field(128, check=_positive, expect="a positive integer")
+    eval_batch_size: int = field(500, check=_positive, expect="a positive integer")
+    seed: int = field(0, check=_non_negative, expect="an integer >= 0")
+    resolution: list[list[int]] = field(
+        default_factory=lambda: [[1, 64]], check=_valid_phases, expect="a list of [epochs, px] pairs"
+    )
+    compile: bool = False
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    init: InitConfig = dataclasses.field(default_factory=InitConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+    def validate(self, where: str) -> None:
+        if not self.resolution:
+            raise ConfigError(f"{where}.resolution: expected at least one [epochs, px] phase")
+        for i, (epochs, px) in enumerate(self.resolution):
+            if epochs <= 0:
+                raise ConfigError(f"{where}.resolution[{i}]: a phase needs epochs > 0, got {epochs}")
+            if px <= 0 or px > 64:
+                raise ConfigError(f"{where}.resolution[{i}]: px must be in 1..64, got {px}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+RECIPES_PACKAGE = "tinyab.recipes"
+
+
+def recipe_names() -> list[str]:
+    """Names of the recipes that ship with tinyab."""
+    files = resources.files(RECIPES_PACKAGE).iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def read_yaml(path: Path | str, text: str | None = None) -> Any:
+    """Parse YAML safely; a syntax error becomes one line naming the file and the line."""
+    try:
+        if text is None:
+            text = Path(path).read_text()
+        return yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: malformed YAML{at}: {problem}") from None
+
+
+def parse_overrides(items: list[str], where: str = "--set") -> dict[str, Any]:
+    """``["optim.lr=0.05", "augment.flip=false"]`` as a nested mapping; values parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{where} {item!r}: expected key=value")
+        set_dotted(nested, key.strip(), read_yaml(where, raw), where)
+    return nested
+
+
+def recipe_source(name_or_path: str) -> tuple[str, dict]:
+    """The raw mapping of a named recipe or a YAML file, and the label used in errors."""
+    path = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
+        data = read_yaml(path)
+        label = str(path)
+    elif name_or_path in recipe_names():
+        resource = resources.files(RECIPES_PACKAGE) / f"{name_or_path}.yaml"
+        label = f"recipe {name_or_path}"
+        data = read_yaml(label, resource.read_text())
+    else:
+        names = recipe_names()
+        raise ConfigError(
+            f"unknown recipe '{name_or_path}'{suggest(name_or_path, names)}; available: {', '.join(names)}"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of recipe fields")
+    return label, data
+
+
+def load_recipe(name_or_path: str | dict, overrides: dict | None = None, seed: int | None = None) -> Recipe:
+    """A validated recipe from a name, a file or a mapping, with overrides and seed applied."""
+    if isinstance(name_or_path, dict):
+        label, data = "recipe", name_or_path
+    else:
+        label, data = recipe_source(name_or_path)
+    if overrides:
+        data = deep_merge(data, overrides)
+    if seed is not None:
+        data = {**data, "seed": seed}
+    try:
+        return from_dict(Recipe, data, "recipe")
+    except ConfigError as err:
+        raise ConfigError(f"{label}: {str(err).removeprefix('recipe.')}") from None
