@@ -92,23 +92,15 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             return None
         raise ConfigError(f"{where}: expected null, got {value!r}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+        try:
             return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+        except ValueError:
+            pass
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (bool, int, float, str) and type(value) is tp:
+        return value
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
