@@ -192,10 +192,14 @@ def recipe_source(name_or_path: str) -> tuple[str, dict]:
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         data = read_yaml(path)
         label = str(path)
+        if isinstance(data, dict):
+            data.setdefault("name", path.stem)
     elif name_or_path in recipe_names():
         resource = resources.files(RECIPES_PACKAGE) / f"{name_or_path}.yaml"
         label = f"recipe {name_or_path}"
         data = read_yaml(label, resource.read_text())
+        if isinstance(data, dict):
+            data.setdefault("name", name_or_path)
     else:
         names = recipe_names()
         raise ConfigError(

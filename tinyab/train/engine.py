@@ -1,0 +1,295 @@
+"""The training engine: ``train(recipe, on_epoch) -> TrainResult``.
+
+One function runs every training in tinyab: ``tinyab train``, each trial of a search or ablation, the
+tests and the GPU benchmark. It knows nothing of Ray or Optuna; a caller steers it through
+``on_epoch``, which sees each epoch's metrics and may answer ``"stop"`` (that is how pruning works).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tinyab.config import Recipe
+from tinyab.data import Batch, DatasetArrays, eval_batches, load_arrays, resolve_data_path, train_batches
+from tinyab.models import apply_init, build_model, count_parameters
+from tinyab.train.checkpoint import load_checkpoint, save_checkpoint
+from tinyab.train.optim import build_optimizer
+from tinyab.train.outputs import RunWriter
+from tinyab.train.resolution import resolution_at
+from tinyab.train.runtime import pick_device, tune_allocator
+from tinyab.train.schedules import LRSchedule
+
+EpochCallback = Callable[[dict[str, Any]], "str | None"]
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced; accuracies are fractions in [0, 1]."""
+
+    status: str  # completed | stopped | diverged
+    best_val_top1: float
+    best_epoch: int
+    final_val_top1: float
+    final_train_top1: float
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+    num_params: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar fields, as written to ``result.json``."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("history", "per_class")}
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float
+    top5: float
+    per_class: list[float]
+
+
+class Trainer:
+    """The state of one run: model, optimiser, schedule, data on the device, and progress so far."""
+
+    def __init__(self, recipe: Recipe, arrays: DatasetArrays, device: torch.device) -> None:
+        self.recipe = recipe
+        self.device = device
+        self.arrays = arrays
+        self.num_classes = len(arrays.wnids)
+        torch.manual_seed(recipe.seed)
+        self.model = build_model(recipe.model, self.num_classes)
+        apply_init(self.model, recipe.init)
+        self.model.to(device, memory_format=torch.channels_last)
+        self.num_params = count_parameters(self.model)
+        self.forward: nn.Module = torch.compile(self.model) if recipe.compile else self.model
+        self.optimizer = build_optimizer(self.model, recipe.optim)
+        self.steps_per_epoch = max(1, len(arrays.train_y) // recipe.batch_size)
+        self.schedule = LRSchedule(
+            self.optimizer,
+            recipe.schedule,
+            recipe.optim.lr,
+            self.steps_per_epoch,
+            self.steps_per_epoch * recipe.epochs,
+        )
+        self.generator = torch.Generator(device=device).manual_seed(recipe.seed)
+        self.train_x, self.train_y = arrays.train_x.to(device), arrays.train_y.to(device)
+        self.val_x, self.val_y = arrays.val_x.to(device), arrays.val_y.to(device)
+        self.autocast = device.type == "cuda"
+        self.history: list[dict[str, Any]] = []
+        self.best_val_top1 = -1.0
+        self.best_epoch = 0
+        self.best_per_class: list[float] = []
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, mix: Any) -> torch.Tensor:
+        smoothing = self.recipe.augment.label_smoothing
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        if mix is not None:
+            labels_b, lam = mix
+            loss = lam * loss + (1 - lam) * F.cross_entropy(logits, labels_b, label_smoothing=smoothing)
+        return loss
+
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns the batch's mean loss and its number of top-1 hits."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.forward(batch.images)
+            loss = self._loss(logits.float(), batch.labels, batch.mix)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (logits.argmax(1) == batch.labels).sum()
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training set at this epoch's resolution; loss and top-1 on the fly."""
+        self.model.train()
+        px = resolution_at(self.recipe.resolution, epoch)
+        augment_on = epoch >= self.recipe.augment.start_epoch
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        start = time.perf_counter()
+        batches = train_batches(
+            self.train_x,
+            self.train_y,
+            batch_size=self.recipe.batch_size,
+            px=px,
+            augment=self.recipe.augment,
+            augment_on=augment_on,
+            generator=self.generator,
+        )
+        for batch in batches:
+            loss, hits = self.train_step(batch)
+            self.schedule.step()
+            n = batch.labels.numel()
+            loss_sum += loss * n
+            correct += hits
+            seen += n
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        return {
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_top1": correct.item() / max(seen, 1),
+            "resolution": px,
+            "seconds": seconds,
+            "images_per_s": seen / seconds if seconds > 0 else 0.0,
+        }
+
+    @torch.no_grad()
+    def evaluate(self) -> EvalResult:
+        """Loss, top-1, top-5 and per-class top-1 on the validation set at 64 px."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        top1 = torch.zeros(self.num_classes, device=self.device)
+        top5 = torch.zeros((), device=self.device)
+        counts = torch.bincount(self.val_y, minlength=self.num_classes).float()
+        k = min(5, self.num_classes)
+        for batch in eval_batches(self.val_x, self.val_y, batch_size=self.recipe.eval_batch_size):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.forward(batch.images).float()
+            loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum")
+            hits = logits.topk(k, dim=1).indices == batch.labels[:, None]
+            top1.index_add_(0, batch.labels, hits[:, 0].float())
+            top5 += hits.any(dim=1).sum()
+        n = counts.sum().item()
+        per_class = (top1 / counts.clamp(min=1)).tolist()
+        return EvalResult(loss_sum.item() / n, top1.sum().item() / n, top5.item() / n, per_class)
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to resume after ``epoch`` (1-based) and reproduce the rest exactly."""
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule_step": self.schedule.step_count,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "best": [self.best_val_top1, self.best_epoch, self.best_per_class],
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Load a state written by :meth:`state`; returns the number of epochs already run."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.set_step(state["schedule_step"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+        self.best_val_top1, self.best_epoch, self.best_per_class = state["best"]
+        return int(state["epoch"])
+
+
+def format_epoch(m: dict[str, Any], epochs: int) -> str:
+    """One progress line per epoch."""
+    return (
+        f"epoch {m['epoch']:>3}/{epochs}  px {m['resolution']:>2}  lr {m['lr']:.4g}  "
+        f"train loss {m['train_loss']:.3f} top1 {m['train_top1']:.3f}  |  "
+        f"val loss {m['val_loss']:.3f} top1 {m['val_top1']:.3f} top5 {m['val_top5']:.3f}  |  "
+        f"{m['seconds']:.1f}s {m['images_per_s']:.0f} img/s"
+    )
+
+
+def build_trainer(
+    recipe: Recipe, *, data: str | Path | None = None, device: str | None = None, progress: bool = True
+) -> Trainer:
+    """Load the recipe's data subset (from the uint8 cache when possible) and set up a Trainer."""
+    tune_allocator()
+    arrays = load_arrays(
+        resolve_data_path(None if data is None else str(data)),
+        classes=recipe.data.classes,
+        train_per_class=recipe.data.train_per_class,
+        val_per_class=recipe.data.val_per_class,
+        progress=progress,
+    )
+    return Trainer(recipe, arrays, pick_device(device))
+
+
+def train(
+    recipe: Recipe,
+    on_epoch: EpochCallback | None = None,
+    *,
+    data: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``recipe``; call ``on_epoch(metrics)`` after every epoch (answer ``"stop"`` to end early).
+
+    With ``out_dir`` the run leaves its recipe, per-epoch metrics, best and last checkpoints, per-class
+    accuracy and ``result.json`` there; ``resume`` continues from ``out_dir/checkpoints/last.pt``.
+    """
+    trainer = build_trainer(recipe, data=data, device=device, progress=progress)
+    dev, arrays = trainer.device, trainer.arrays
+    writer = RunWriter(Path(out_dir), recipe) if out_dir is not None else None
+    start_epoch = 0
+    if resume and writer is not None and writer.last_checkpoint.exists():
+        start_epoch = trainer.restore(load_checkpoint(writer.last_checkpoint, dev))
+        if progress:
+            print(f"resuming after epoch {start_epoch}", flush=True)
+    started = time.perf_counter()
+    status = "completed"
+    for epoch in range(start_epoch, recipe.epochs):
+        metrics: dict[str, Any] = {"epoch": epoch + 1, **trainer.train_epoch(epoch)}
+        evaluation = trainer.evaluate()
+        metrics.update(
+            val_loss=evaluation.loss,
+            val_top1=evaluation.top1,
+            val_top5=evaluation.top5,
+            lr=trainer.schedule.lr,
+        )
+        trainer.history.append(metrics)
+        diverged = not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"]))
+        improved = not diverged and evaluation.top1 > trainer.best_val_top1
+        if improved:
+            trainer.best_val_top1, trainer.best_epoch = evaluation.top1, epoch + 1
+            trainer.best_per_class = evaluation.per_class
+        if writer is not None:
+            writer.epochs(trainer.history)
+            state = trainer.state(epoch + 1)
+            save_checkpoint(state, writer.last_checkpoint)
+            if improved:
+                save_checkpoint({"epoch": epoch + 1, "model": state["model"]}, writer.best_checkpoint)
+        if progress:
+            print(format_epoch(metrics, recipe.epochs), flush=True)
+        if diverged:
+            status = "diverged"
+            break
+        if on_epoch is not None and on_epoch(metrics) == "stop":
+            status = "stopped"
+            break
+    history = trainer.history
+    last = history[-1] if history else {}
+    result = TrainResult(
+        status=status,
+        best_val_top1=max(trainer.best_val_top1, 0.0),
+        best_epoch=trainer.best_epoch,
+        final_val_top1=last.get("val_top1", 0.0),
+        final_train_top1=last.get("train_top1", 0.0),
+        epochs_run=len(history),
+        history=history,
+        per_class=[
+            {"class_index": i, "wnid": w, "name": n, "accuracy": a}
+            for i, (w, n, a) in enumerate(
+                zip(arrays.wnids, arrays.class_names, trainer.best_per_class, strict=False)
+            )
+        ],
+        device=str(dev),
+        seconds=time.perf_counter() - started,
+        num_params=trainer.num_params,
+    )
+    if writer is not None:
+        writer.finish(result)
+    return result
