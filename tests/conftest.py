@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ def mini_zip_path() -> Path:
     """$TINYAB_TEST_DATA, else ../shared/data/tiny-imagenet-200-mini.zip beside the repo."""
     env = os.environ.get("TINYAB_TEST_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the uint8 cache and downloads of the test session out of the user's ~/.cache."""
+    if "TINYAB_HOME" not in os.environ:
+        os.environ["TINYAB_HOME"] = tempfile.mkdtemp(prefix="tinyab-test-home-")
 
 
 @pytest.fixture(scope="session")
