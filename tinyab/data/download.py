@@ -1,0 +1,159 @@
+"""Download the official Tiny ImageNet archive, verify it and extract it safely.
+
+Nothing half-done is left behind: the archive streams into a temporary file that is renamed only when
+complete, it is verified (layout, counts, and every entry's path) before anything is extracted, and
+extraction goes into a temporary folder that is renamed into place. The archive is deleted once the
+folder is in place.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from tinyab.data.layout import ROOT_NAME, open_dataset
+from tinyab.data.locate import default_dataset_dir, resolve_data_path
+from tinyab.errors import DataError
+
+OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+EXPECTED_CLASSES = 200
+EXPECTED_VAL_IMAGES = 10_000
+_BLOCK = 1 << 20
+
+
+def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60) -> None:
+    """Stream ``url`` to ``target`` (via a temporary file beside it); a short or failed transfer
+    raises DataError naming the URL and leaves no file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            received = 0
+            bar = tqdm(
+                total=total,
+                desc="downloading",
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                disable=not progress,
+            )
+            with bar:
+                while block := response.read(_BLOCK):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            if total is not None and received != total:
+                raise DataError(f"download of {url} incomplete: got {received} of {total} bytes")
+        os.replace(tmp, target)
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        Path(tmp).unlink(missing_ok=True)
+        reason = getattr(err, "reason", None) or err
+        raise DataError(f"download of {url} failed: {reason}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "path leaves the target folder"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    return None
+
+
+def check_entries(archive: Path) -> None:
+    """Refuse an archive with any entry that could write outside the extraction folder."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise DataError(f"{archive}: not a readable zip file ({err})") from None
+    for info in infos:
+        reason = _unsafe_reason(info)
+        if reason:
+            raise DataError(f"{archive}: refusing entry {info.filename!r} ({reason})")
+
+
+def verify_archive(archive: Path) -> None:
+    """Entries safe; 200 classes each with the same nonzero number of train images; 10,000 annotated
+    val images (open_dataset already checks that every val image has a known class)."""
+    check_entries(archive)
+    with open_dataset(archive) as source:
+        if len(source.wnids) != EXPECTED_CLASSES:
+            found = len(source.wnids)
+            raise DataError(f"{archive}: {found} classes in wnids.txt, expected {EXPECTED_CLASSES}")
+        counts = {len(images) for images in source.train}
+        if len(counts) != 1:
+            raise DataError(f"{archive}: classes have different numbers of train images ({sorted(counts)})")
+        if len(source.val) != EXPECTED_VAL_IMAGES:
+            raise DataError(f"{archive}: {len(source.val)} val images, expected {EXPECTED_VAL_IMAGES}")
+
+
+def extract(archive: Path, dest_dir: Path, progress: bool = True) -> Path:
+    """Extract the checked archive's ``tiny-imagenet-200/`` folder to ``dest_dir`` atomically."""
+    check_entries(archive)
+    final = dest_dir / ROOT_NAME
+    work = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".extract-"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            for info in tqdm(infos, desc="extracting", unit="file", file=sys.stderr, disable=not progress):
+                target = work.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _BLOCK)
+        if not (work / ROOT_NAME / "wnids.txt").is_file():
+            raise DataError(f"{archive}: no top folder {ROOT_NAME}/ with wnids.txt")
+        os.replace(work / ROOT_NAME, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def download(dest_dir: str | Path, url: str = OFFICIAL_URL, progress: bool = True) -> Path:
+    """Download, verify and extract Tiny ImageNet into ``dest_dir/tiny-imagenet-200`` (returned).
+
+    An existing folder there is returned as it is.
+    """
+    dest_dir = Path(dest_dir).expanduser()
+    final = dest_dir / ROOT_NAME
+    if (final / "wnids.txt").is_file():
+        return final
+    if final.exists():
+        raise DataError(f"{final}: exists but is not a dataset folder (no wnids.txt); remove it first")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    archive = dest_dir / f"{ROOT_NAME}.zip"
+    fetch(url, archive, progress=progress)
+    try:
+        verify_archive(archive)
+        extract(archive, dest_dir, progress=progress)
+    except DataError as err:
+        raise DataError(f"downloaded from {url}: {err}") from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return final
+
+
+def ensure_dataset(path: str | Path | None, progress: bool = True, url: str = OFFICIAL_URL) -> Path:
+    """Like :func:`resolve_data_path`, but downloads the dataset when nothing is given or downloaded."""
+    if path or os.environ.get("TINYAB_DATA") or default_dataset_dir().is_dir():
+        return resolve_data_path(path)
+    return download(default_dataset_dir().parent, url=url, progress=progress)
