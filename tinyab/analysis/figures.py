@@ -1,0 +1,231 @@
+"""The report's figures (seaborn on matplotlib's Agg backend), each saved as PNG and SVG.
+
+Curves are aggregated with pandas before plotting, and individual trials are drawn from a capped,
+seeded sample, so a study of 10,000 trials draws as fast as one of ten.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.collections import LineCollection
+from scipy import stats as sps
+
+from tinyab.analysis.design import Design
+
+MAX_ARMS = 12
+MAX_POINTS_PER_ARM = 200
+MAX_FADED_CURVES = 150
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """One saved figure: its stem, caption and the two files."""
+
+    name: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+
+
+def save(fig: plt.Figure, out_dir: Path, name: str, caption: str) -> FigureFile:
+    """Write ``name``.png and ``name``.svg atomically (temp file + rename) and close the figure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for fmt in ("png", "svg"):
+        final = out_dir / f"{name}.{fmt}"
+        tmp = out_dir / f".{name}.{fmt}.tmp"
+        fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
+        os.replace(tmp, final)
+        paths[fmt] = final
+    plt.close(fig)
+    return FigureFile(name, caption, paths["png"], paths["svg"])
+
+
+def _arms_shown(design: Design, arms: pd.DataFrame) -> list[str]:
+    """The arms to draw: all of them, or the MAX_ARMS best by mean."""
+    if len(arms) <= MAX_ARMS:
+        return list(arms["arm"])
+    ranked = arms.sort_values("mean", ascending=not design.higher_is_better)
+    return list(ranked["arm"].head(MAX_ARMS))
+
+
+def _ci_half(sd: pd.Series, n: pd.Series, confidence: float = 0.95) -> np.ndarray:
+    n = n.to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = sps.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
+        return np.where(n > 1, t * sd.to_numpy(float) / np.sqrt(n), np.nan)
+
+
+def _with_arm(design: Design, epochs: pd.DataFrame, trial_ids: pd.Series) -> pd.DataFrame:
+    arms = design.trials.set_index("trial_id")["arm"]
+    rows = epochs[epochs["trial_id"].isin(set(trial_ids))]
+    return rows.assign(arm=rows["trial_id"].map(arms))
+
+
+def learning_curves(design: Design, epochs: pd.DataFrame | None, arms: pd.DataFrame) -> plt.Figure | None:
+    """Mean ± 95% t band per arm, validation and training top-1, completed trials."""
+    columns = [c for c in ("val_top1", "train_top1") if epochs is not None and c in epochs.columns]
+    if not columns or "epoch" not in epochs.columns:
+        return None
+    _theme()
+    shown = _arms_shown(design, arms)
+    rows = _with_arm(design, epochs, design.done["trial_id"])
+    rows = rows[rows["arm"].isin(shown)]
+    agg = rows.groupby(["arm", "epoch"])[columns].agg(["mean", "std", "count"])
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
+    palette = dict(zip(shown, sns.color_palette("tab10", len(shown)), strict=True))
+    for ax, column in zip(axes[0], columns, strict=True):
+        for arm in shown:
+            if arm not in agg.index.get_level_values(0):
+                continue
+            part = agg.loc[arm][column]
+            half = _ci_half(part["std"], part["count"])
+            ax.plot(part.index, part["mean"], color=palette[arm], label=arm)
+            ax.fill_between(
+                part.index, part["mean"] - half, part["mean"] + half, color=palette[arm], alpha=0.2
+            )
+        ax.set(xlabel="epoch", ylabel=column, title=f"{column} (mean ± 95% CI over seeds)")
+    axes[0][0].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def arm_comparison(design: Design, arms: pd.DataFrame) -> plt.Figure:
+    """One point per seed and the arm's mean with its CI."""
+    _theme()
+    shown = _arms_shown(design, arms)
+    done = design.done[design.done["arm"].isin(shown)]
+    done = done.sample(frac=1.0, random_state=0).groupby("arm").head(MAX_POINTS_PER_ARM)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(shown) + 1.5))
+    sns.stripplot(data=done, x=design.metric, y="arm", order=shown, ax=ax, alpha=0.6, size=5, jitter=0.15)
+    table = arms.set_index("arm").loc[shown]
+    y = np.arange(len(shown))
+    low = (table["mean"] - table["ci_low"]).to_numpy(float)
+    high = (table["ci_high"] - table["mean"]).to_numpy(float)
+    ax.errorbar(table["mean"], y, xerr=[low, high], fmt="D", color="black", capsize=4, label="mean, 95% CI")
+    ax.set(ylabel="", title=f"{design.metric} per arm (points: seeds)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def interaction(design: Design) -> plt.Figure | None:
+    """The first two factors: an interaction plot (mean ± 95% t CI) beside a heatmap of the means."""
+    if len(design.factors) < 2:
+        return None
+    _theme()
+    f0, f1 = design.factors[:2]
+    agg = (
+        design.done.groupby([f0, f1], dropna=False)[design.metric].agg(["mean", "std", "count"]).reset_index()
+    )
+    agg["half"] = _ci_half(agg["std"], agg["count"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    order0 = [lvl for lvl in design.levels[f0] if lvl in set(agg[f0])]
+    x_of = {lvl: i for i, lvl in enumerate(order0)}
+    for level, part in agg.groupby(f1, sort=False):
+        xs = part[f0].map(x_of).to_numpy(float)
+        order = np.argsort(xs)
+        left.errorbar(
+            xs[order],
+            part["mean"].to_numpy()[order],
+            yerr=part["half"].to_numpy()[order],
+            marker="o",
+            capsize=3,
+            label=f"{f1}={level:g}" if isinstance(level, float) else f"{f1}={level}",
+        )
+    left.set_xticks(range(len(order0)), [str(v) for v in order0])
+    left.set(xlabel=f0, ylabel=design.metric, title="interaction (mean ± 95% CI)")
+    left.legend(fontsize=8)
+    grid = agg.pivot(index=f1, columns=f0, values="mean")
+    sns.heatmap(grid, annot=True, fmt=".3f", cmap="viridis", ax=right, cbar_kws={"label": design.metric})
+    right.set(title=f"mean {design.metric}")
+    fig.tight_layout()
+    return fig
+
+
+def schedule(design: Design, epochs: pd.DataFrame | None, arms: pd.DataFrame) -> plt.Figure | None:
+    """Learning rate and training resolution per epoch (median over the arm's trials)."""
+    columns = [c for c in ("lr", "resolution") if epochs is not None and c in epochs.columns]
+    if not columns or "epoch" not in epochs.columns:
+        return None
+    _theme()
+    shown = _arms_shown(design, arms)[:8]
+    rows = _with_arm(design, epochs, design.trials["trial_id"])
+    med = rows[rows["arm"].isin(shown)].groupby(["arm", "epoch"])[columns].median().reset_index()
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 3.5), squeeze=False)
+    for ax, column in zip(axes[0], columns, strict=True):
+        sns.lineplot(
+            data=med,
+            x="epoch",
+            y=column,
+            hue="arm",
+            ax=ax,
+            drawstyle="steps-post" if column == "resolution" else None,
+            errorbar=None,
+        )
+        if column == "lr" and (med["lr"] > 0).all():
+            ax.set_yscale("log")
+        ax.set(title=f"{column} per epoch")
+        if ax.get_legend() and ax is not axes[0][0]:
+            ax.get_legend().remove()
+    fig.tight_layout()
+    return fig
+
+
+def pruning(design: Design, epochs: pd.DataFrame | None) -> plt.Figure | None:
+    """Completed trials' validation curves over pruned ones (faded), each from a capped sample."""
+    if epochs is None or not {"epoch", "val_top1"} <= set(epochs.columns):
+        return None
+    pruned = design.trials.loc[design.trials["status"] == "pruned", "trial_id"]
+    if pruned.empty:
+        return None
+    _theme()
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for ids, color, alpha, label in (
+        (pruned, "grey", 0.25, f"pruned ({len(pruned)})"),
+        (design.done["trial_id"], "tab:blue", 0.5, f"completed ({len(design.done)})"),
+    ):
+        ids = list(ids)
+        if len(ids) > MAX_FADED_CURVES:
+            ids = list(rng.choice(ids, MAX_FADED_CURVES, replace=False))
+        rows = epochs[epochs["trial_id"].isin(set(ids))].sort_values(["trial_id", "epoch"])
+        segments = [g[["epoch", "val_top1"]].to_numpy(float) for _, g in rows.groupby("trial_id")]
+        ax.add_collection(LineCollection(segments, colors=color, alpha=alpha, linewidths=1, label=label))
+    ax.autoscale()
+    ax.set(xlabel="epoch", ylabel="val_top1", title="pruning overview (sampled curves)")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def forest(ablation: pd.DataFrame | None, metric: str) -> plt.Figure | None:
+    """Each ablation arm's contribution (baseline − arm) with its 95% CI."""
+    if ablation is None or ablation.empty:
+        return None
+    _theme()
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(ablation) + 1.5))
+    y = np.arange(len(ablation))
+    c = ablation["contribution"].to_numpy(float)
+    err = [c - ablation["ci_low"].to_numpy(float), ablation["ci_high"].to_numpy(float) - c]
+    ax.errorbar(c, y, xerr=err, fmt="s", color="black", capsize=4)
+    ax.axvline(0, color="grey", linestyle="--")
+    ax.set_yticks(y, list(ablation["arm"]))
+    ax.invert_yaxis()
+    ax.set(xlabel=f"contribution to {metric} (baseline − arm), 95% CI", title="ablation")
+    fig.tight_layout()
+    return fig

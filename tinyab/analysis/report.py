@@ -1,0 +1,254 @@
+"""`tinyab report`: records -> tables, figures and verdicts; every file written atomically.
+
+``report(path, options)`` loads every study under ``path``, builds one :class:`StudyReport` per study and
+writes its CSV tables, figures (PNG + SVG), ``report.md``, ``report.tex`` and a self-contained
+``report.html`` to the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tinyab.analysis import figures, render, tables
+from tinyab.analysis.design import Design, resolve_design
+from tinyab.analysis.records import StudyRecords, load_studies
+
+MAX_VERDICTS = 12
+
+
+@dataclass
+class Options:
+    """What the user asked for on the command line."""
+
+    metric: str | None = None
+    by: list[str] | None = None
+    baseline: dict[str, str] | None = None
+    alpha: float = 0.05
+    seed: int = 0
+    figures: bool = True
+
+
+@dataclass
+class Table:
+    key: str  # file stem: arms -> arms.csv
+    title: str
+    frame: pd.DataFrame
+    note: str = ""
+    hidden: tuple[str, ...] = ()  # columns kept in the CSV but left out of the printed tables
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        return self.frame.drop(columns=[c for c in self.hidden if c in self.frame.columns])
+
+
+@dataclass
+class StudyReport:
+    name: str
+    out_dir: Path
+    header: list[str]
+    verdicts: list[str]
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figures: list[figures.FigureFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _header(study: StudyRecords, design: Design) -> list[str]:
+    counts = design.trials["status"].value_counts()
+    status = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("completed", "pruned", "failed", "diverged"))
+    direction = "higher" if design.higher_is_better else "lower"
+    lines = []
+    if study.spec.get("question"):
+        lines.append(f"Question: {study.spec['question']}")
+    lines += [
+        f"Runs: {', '.join(str(p) for p in study.runs)}",
+        f"Metric: {design.metric} ({direction} is better); {len(design.trials)} trials: {status}.",
+        f"Arms: {', '.join(design.factors) or 'all trials together'}.",
+    ]
+    return lines
+
+
+def _fmt(x: float) -> str:
+    return render.cell(float(x))
+
+
+def _verdict_lines(comparisons: pd.DataFrame, anova: pd.DataFrame | None, alpha: float) -> list[str]:
+    """The main claims, significant ones first: comparisons, then ANOVA effects."""
+    lines: list[tuple[int, float, str]] = []
+    for r in comparisons.to_dict("records") if not comparisons.empty else []:
+        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else "[no CI]"
+        lines.append(
+            (
+                0,
+                r["p_holm"] if np.isfinite(r["p_holm"]) else 2.0,
+                f"{r['family']}: {r['a']} vs {r['b']}: Δ {r['delta']:+.4f} {ci}, {r['test']} "
+                f"Holm p = {_fmt(r['p_holm'])} → {r['verdict']}",
+            )
+        )
+    for r in anova.to_dict("records") if anova is not None else []:
+        if r["source"] != "Residual" and np.isfinite(r["p"]):
+            word = "effect" if r["p"] < alpha else "no detectable effect"
+            lines.append(
+                (
+                    1,
+                    r["p"],
+                    f"ANOVA {r['source']}: F = {_fmt(r['F'])}, p = {_fmt(r['p'])}, "
+                    f"partial η² = {_fmt(r['partial_eta_sq'])} → {word} at α={alpha:g}",
+                )
+            )
+    lines.sort(key=lambda t: t[:2])
+    shown = [text for _, _, text in lines[:MAX_VERDICTS]]
+    if len(lines) > MAX_VERDICTS:
+        shown.append(f"… {len(lines) - MAX_VERDICTS} more in comparisons.csv and anova.csv")
+    return shown
+
+
+def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyReport:
+    """Compute every table and figure of one study; figures are saved into ``out_dir``."""
+    design = resolve_design(study, options.metric, options.by)
+    alpha = options.alpha
+    level = f"{100 * (1 - alpha):g}%"
+    arms = tables.arms_table(design, 1 - alpha, options.seed)
+    baseline = options.baseline
+    if (
+        baseline is None
+        and study.kind == "ablation"
+        and design.factors == ["arm"]
+        and study.spec.get("baseline_arm")
+    ):
+        baseline = {"arm": str(study.spec["baseline_arm"])}
+    comparisons, comparison_note = tables.comparisons_table(design, alpha, baseline)
+    anova = tables.anova_table(design)
+    ablation = tables.ablation_table(study, design, alpha)
+    report = StudyReport(study.name, out_dir, _header(study, design), [], warnings=list(study.warnings))
+    report.verdicts = _verdict_lines(comparisons, anova, alpha)
+
+    ci_methods = ", ".join(sorted(set(arms["ci_method"])))
+    hide = ("arm",) if design.factors else ()
+    if len(set(arms["ci_method"])) == 1:
+        hide += ("ci_method",)
+    report.tables.append(
+        Table(
+            "arms",
+            "Arms",
+            arms,
+            f"{level} CI of the mean: {ci_methods} (t below 10 seeds, BCa bootstrap from 10).",
+            hide,
+        )
+    )
+    single = arms.loc[arms["n"] < 2, "arm"].tolist()
+    if single:
+        report.warnings.append(
+            f"{len(single)} arm(s) with fewer than 2 completed seeds: no CI ({', '.join(single[:5])})"
+        )
+    if ablation is not None:
+        report.tables.append(
+            Table(
+                "ablation",
+                "Ablation: contribution = baseline − arm",
+                ablation,
+                f"rerun phase only; {level} CI; Holm over the arms; cost = sum of wall_seconds.",
+            )
+        )
+    if not comparisons.empty:
+        report.tables.append(
+            Table(
+                "comparisons",
+                "Comparisons",
+                comparisons,
+                f"{comparison_note}; Δ = mean(a) − mean(b), {level} CI; Holm over all rows; "
+                "MDE: |Δ| detected with 80% power at α/m.",
+                ("n_a", "n_b", "mean_a", "mean_b"),
+            )
+        )
+    else:
+        report.notes.append("Comparisons: only one arm; nothing to compare.")
+    if anova is not None:
+        report.tables.append(
+            Table("anova", "Factorial ANOVA (type II)", anova, "partial η² = SS / (SS + SS_residual).")
+        )
+    elif len(design.factors) >= 2:
+        report.notes.append("ANOVA: not computed (a factor with one level, or no replicates).")
+    isolation = tables.isolation_table(study, design)
+    if isolation is not None:
+        report.tables.append(Table("isolation", "Sampled hyperparameters by bucket (descriptive)", isolation))
+    _importance(study, options, report)
+    per_class = tables.per_class_table(study, design, arms)
+    if per_class is not None:
+        report.tables.append(Table("per_class", "Per class: best arm's top and bottom classes", per_class))
+    if options.figures:
+        _figures(study, design, arms, ablation, out_dir, report)
+    return report
+
+
+def _importance(study: StudyRecords, options: Options, report: StudyReport) -> None:
+    if not study.optuna_dbs:
+        report.notes.append("fANOVA importance: no optuna.db in the run; skipped.")
+        return
+    from tinyab.analysis.importance import fanova_importance
+
+    table, note = fanova_importance(study.optuna_dbs[0], options.seed)
+    if table is None:
+        report.notes.append(note)
+    else:
+        report.tables.append(Table("importance", "fANOVA importance (descriptive)", table, note))
+
+
+def _figures(study, design, arms, ablation, out_dir: Path, report: StudyReport) -> None:
+    made = [
+        ("learning_curves", "Learning curves", figures.learning_curves(design, study.epochs, arms)),
+        ("arms", "Arm comparison", figures.arm_comparison(design, arms)),
+        ("interaction", "Interaction", figures.interaction(design)),
+        ("schedule", "Schedule: learning rate and resolution", figures.schedule(design, study.epochs, arms)),
+        ("pruning", "Pruning overview", figures.pruning(design, study.epochs)),
+        ("forest", "Ablation contributions", figures.forest(ablation, design.metric)),
+    ]
+    for name, caption, fig in made:
+        if fig is not None:
+            report.figures.append(figures.save(fig, out_dir, name, caption))
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_outputs(report: StudyReport) -> None:
+    """Every table as CSV plus report.md, report.tex and report.html in the report's folder."""
+    out = report.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for table in report.tables:
+        _write(out / f"{table.key}.csv", table.frame.to_csv(index=False))
+    _write(out / "report.md", render.to_markdown(report))
+    _write(out / "report.tex", render.to_latex(report))
+    _write(out / "report.html", render.to_html(report))
+
+
+def default_out(path: Path, studies: list[StudyRecords]) -> Path:
+    """``<run>/report`` for a single run, else ``<path>/report``."""
+    if len(studies) == 1 and len(studies[0].runs) == 1:
+        return studies[0].runs[0] / "report"
+    return (path if path.is_dir() else path.parent) / "report"
+
+
+def report(path: Path, options: Options, out: Path | None = None) -> tuple[list[StudyReport], list[str]]:
+    """Build and write the report of every study under ``path``; returns the reports and load warnings."""
+    studies, skipped = load_studies(path)
+    out = out or default_out(path, studies)
+    reports = []
+    for study in studies:
+        out_dir = out if len(studies) == 1 else out / _safe(study.name)
+        rep = build_report(study, options, out_dir)
+        write_outputs(rep)
+        reports.append(rep)
+    return reports, skipped
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "study"

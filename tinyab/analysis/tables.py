@@ -1,0 +1,296 @@
+"""The report's tables as DataFrames: arms, comparisons, ANOVA, ablation, isolation and per-class views.
+
+Every function takes a resolved :class:`~tinyab.analysis.design.Design` and returns raw numbers (metric
+values as recorded, fractions for accuracies); formatting is the renderer's job.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tinyab.analysis import stats
+from tinyab.analysis.design import Design, arm_label, format_value
+from tinyab.analysis.records import CONTINUOUS, StudyRecords
+from tinyab.errors import UserError
+from tinyab.schema import suggest
+
+MAX_ALL_PAIRS_LEVELS = 12
+BUCKETS = 5
+PER_CLASS_SHOWN = 5
+
+
+def _best(values: pd.Series, higher: bool) -> float:
+    return float(values.max() if higher else values.min()) if len(values) else float("nan")
+
+
+def arms_table(design: Design, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per arm: n, mean, sd, CI (and its method), median, best, train−val gap, epochs, counts."""
+    metric, rows = design.metric, []
+    by_arm = dict(tuple(design.trials.groupby("arm", sort=False)))
+    for arm in design.arm_order:
+        group = by_arm[arm]
+        done = group[(group["status"] == "completed") & group[metric].notna()]
+        values = done[metric].to_numpy(dtype=float)
+        ci = stats.mean_interval(values, confidence, seed)
+        gap = float("nan")
+        if {"final_train_top1", "final_val_top1"} <= set(done.columns) and len(done):
+            gap = float((done["final_train_top1"] - done["final_val_top1"]).mean())
+        status = group["status"].value_counts()
+        row: dict[str, Any] = {k: group[k].iloc[0] for k in design.factors}
+        row |= {
+            "arm": arm,
+            "n": len(values),
+            "mean": values.mean() if len(values) else np.nan,
+            "sd": values.std(ddof=1) if len(values) > 1 else np.nan,
+            "ci_low": ci.low,
+            "ci_high": ci.high,
+            "ci_method": ci.method,
+            "median": np.median(values) if len(values) else np.nan,
+            "best": _best(done[metric], design.higher_is_better),
+            "gap_train_val": gap,
+            "epochs": float(done["epochs_run"].mean()) if "epochs_run" in done and len(done) else np.nan,
+            "pruned": int(status.get("pruned", 0)),
+            "failed": int(status.get("failed", 0)),
+            "diverged": int(status.get("diverged", 0)),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _align(
+    a: pd.DataFrame, b: pd.DataFrame, keys: list[str], metric: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Pair seeds across two arms when every key set appears once per arm and most trials find a twin."""
+    if all(k in a.columns for k in keys) and not a.duplicated(keys).any() and not b.duplicated(keys).any():
+        merged = a[[*keys, metric]].merge(b[[*keys, metric]], on=keys, suffixes=("_a", "_b"))
+        if len(merged) >= 2 and 2 * len(merged) >= max(len(a), len(b)):
+            return merged[f"{metric}_a"].to_numpy(float), merged[f"{metric}_b"].to_numpy(float), True
+    return a[metric].to_numpy(float), b[metric].to_numpy(float), False
+
+
+def _match_level(key: str, value: str, levels: list[Any]) -> Any:
+    """The level of ``key`` that ``value`` (from the command line) names, compared as text or number."""
+    for level in levels:
+        if format_value(level) == value or str(level) == value:
+            return level
+        try:
+            if isinstance(level, (int, float)) and np.isclose(float(value), float(level)):
+                return level
+        except ValueError:
+            continue
+    shown = ", ".join(format_value(v) for v in levels)
+    raise UserError(
+        f"--baseline {key}={value}: no such level{suggest(value, map(format_value, levels))} ({shown})"
+    )
+
+
+def _select(frame: pd.DataFrame, keys: list[str], level: tuple[Any, ...]) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    for key, value in zip(keys, level, strict=True):
+        column = frame[key]
+        mask &= (column.isna() if pd.isna(value) else column == value).to_numpy()
+    return frame[mask]
+
+
+def _verdict(row: dict[str, Any], alpha: float, higher: bool) -> str:
+    if not np.isfinite(row["p_holm"]):
+        return f"not testable (n={min(row['n_a'], row['n_b'])})"
+    if row["p_holm"] >= alpha:
+        return f"no detectable difference at α={alpha:g}"
+    a_better = (row["delta"] > 0) == higher
+    return f"{row['a'] if a_better else row['b']} better than {row['b'] if a_better else row['a']}"
+
+
+def compare_levels(
+    design: Design,
+    keys: list[str],
+    pairs: list[tuple[tuple, tuple]],
+    alpha: float,
+    family: str,
+    family_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """One comparison row per (A, B) pair of levels of ``keys``, pooling over the other factors.
+
+    The MDE is at α / ``family_size`` (Holm's strictest step; default: the number of pairs).
+    """
+    mde_alpha = alpha / max(family_size or len(pairs), 1)
+    pair_keys = design.pair_keys(keys)
+    rows = []
+    for level_a, level_b in pairs:
+        sub_a, sub_b = _select(design.done, keys, level_a), _select(design.done, keys, level_b)
+        a, b, paired = _align(sub_a, sub_b, pair_keys, design.metric)
+        result = stats.compare(a, b, paired, 1 - alpha, mde_alpha, design.higher_is_better)
+        rows.append(
+            {"family": family, "a": arm_label(level_a, keys), "b": arm_label(level_b, keys)} | asdict(result)
+        )
+    return rows
+
+
+def _finish(rows: list[dict[str, Any]], alpha: float, higher: bool) -> pd.DataFrame:
+    """Holm over the whole family, then the verdicts."""
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    frame["p_holm"] = stats.holm(frame["p"].to_numpy())
+    frame["verdict"] = [_verdict(r, alpha, higher) for r in frame.to_dict("records")]
+    frame["design"] = np.where(frame["paired"], "paired (" + frame["n_a"].astype(str) + " pairs)", "unpaired")
+    first = ["family", "a", "b", "verdict", "delta", "ci_low", "ci_high", "p_holm", "test", "p", "design"]
+    return frame[first + [c for c in frame.columns if c not in first and c != "paired"]]
+
+
+def _level_means(design: Design, key: str) -> dict[Any, float]:
+    means = design.done.groupby(key, dropna=False)[design.metric].mean()
+    return {k: float(v) for k, v in means.items()}
+
+
+def comparisons_table(
+    design: Design, alpha: float, baseline: dict[str, str] | None
+) -> tuple[pd.DataFrame, str]:
+    """Against ``baseline`` (arms = combinations of its keys), else all pairs of levels of each factor.
+
+    Returns the table (one Holm family) and a note on what was compared.
+    """
+    rows: list[dict[str, Any]] = []
+    if baseline:
+        keys = list(baseline)
+        for key in keys:
+            if key not in design.trials.columns:
+                raise UserError(
+                    f"--baseline {key}: no such column in trials.csv{suggest(key, design.trials.columns)}"
+                )
+        base = tuple(_match_level(k, v, list(pd.unique(design.trials[k]))) for k, v in baseline.items())
+        levels = [tuple(x) for x in design.done[keys].drop_duplicates().itertuples(index=False)]
+        if base not in levels:
+            raise UserError(f"--baseline {arm_label(base, keys)}: no completed trial in that arm")
+        pairs = [(lvl, base) for lvl in levels if lvl != base]
+        rows = compare_levels(design, keys, pairs, alpha, " × ".join(keys))
+        note = f"every arm against the baseline {arm_label(base, keys)}"
+    else:
+        note = "all pairs of levels of each factor, pooled over the other factors (better arm first)"
+        pairs_by_factor = {}
+        for key in design.factors:
+            means = _level_means(design, key)
+            ranked = sorted(means, key=lambda k: means[k], reverse=design.higher_is_better)
+            if len(ranked) > MAX_ALL_PAIRS_LEVELS:
+                note = f"{key}: {len(ranked)} levels; each compared with the best level only"
+                pairs_by_factor[key] = [((ranked[0],), (lvl,)) for lvl in ranked[1:]]
+            else:
+                pairs_by_factor[key] = [((x,), (y,)) for x, y in itertools.combinations(ranked, 2)]
+        total = sum(len(p) for p in pairs_by_factor.values())
+        for key, pairs in pairs_by_factor.items():
+            rows.extend(compare_levels(design, [key], pairs, alpha, key, total))
+    return _finish(rows, alpha, design.higher_is_better), note
+
+
+def anova_table(design: Design) -> pd.DataFrame | None:
+    """Factorial ANOVA over the design's factors (two or more), or None."""
+    if len(design.factors) < 2:
+        return None
+    return stats.anova(design.done, design.metric, design.factors)
+
+
+def _cost_unit(devices: pd.Series) -> str:
+    kinds = {"GPU" if str(d).startswith(("cuda", "gpu")) else "CPU" for d in devices.dropna()}
+    return f"{kinds.pop()}-s" if len(kinds) == 1 else "mixed-s"
+
+
+def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.DataFrame | None:
+    """Each arm's contribution (baseline − arm) with CI, Holm p, verdict and cost; None for a search."""
+    if study.kind != "ablation" or design.factors != ["arm"]:
+        return None
+    base = str(study.spec.get("baseline_arm", ""))
+    arms = [a for a in design.levels["arm"] if str(a) != base]
+    if base not in {str(a) for a in design.levels["arm"]}:
+        raise UserError(f"{study.runs[0] / 'study.yaml'}: baseline_arm '{base}' has no rerun trials")
+    base_level = next(a for a in design.levels["arm"] if str(a) == base)
+    rows = compare_levels(design, ["arm"], [((base_level,), (a,)) for a in arms], alpha, "ablation")
+    frame = _finish(rows, alpha, design.higher_is_better)
+    if frame.empty:
+        return frame
+    trials = design.trials
+    costs = (
+        trials.groupby("arm")["wall_seconds"].sum() if "wall_seconds" in trials else pd.Series(dtype=float)
+    )
+    out = pd.DataFrame(
+        {
+            "arm": frame["b"],
+            "n": frame["n_b"],
+            "contribution": frame["delta"],
+            "ci_low": frame["ci_low"],
+            "ci_high": frame["ci_high"],
+            "p_holm": frame["p_holm"],
+            "verdict": frame["verdict"],
+            "test": frame["test"],
+            "p": frame["p"],
+            "design": frame["design"],
+            "cost": [float(costs.get(a, np.nan)) for a in frame["b"]],
+            "cost_unit": [
+                _cost_unit(trials.loc[trials["arm"] == a, "device"]) if "device" in trials else "s"
+                for a in frame["b"]
+            ],
+        }
+    )
+    return out
+
+
+def _buckets(values: pd.Series, log: bool, count: int = BUCKETS) -> pd.Series:
+    """Equal-width buckets (in log space for a log-uniform key), labelled by their range."""
+    x = pd.to_numeric(values, errors="coerce")
+    finite = x[np.isfinite(x)]
+    if log:
+        finite = finite[finite > 0]
+    if finite.nunique() < 2:
+        return x.map(format_value)
+    lo, hi = float(finite.min()), float(finite.max())
+    edges = np.geomspace(lo, hi, count + 1) if log else np.linspace(lo, hi, count + 1)
+    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, count - 1)
+    labels = [f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == count - 1 else ')'}" for i in range(count)]
+    out = pd.Series([labels[i] for i in index], index=values.index)
+    return out.where(np.isfinite(x) & (~log | (x > 0)), "—")
+
+
+def isolation_table(study: StudyRecords, design: Design) -> pd.DataFrame | None:
+    """For each continuously sampled key: n, mean and best per value bucket, per arm of the factors."""
+    parts = []
+    for key in design.varied:
+        if study.distribution(key) not in CONTINUOUS or key in design.factors:
+            continue
+        frame = design.done.assign(bucket=_buckets(design.done[key], study.distribution(key) == "loguniform"))
+        grouped = frame.groupby([*design.factors, "bucket"], sort=True, dropna=False)[design.metric]
+        agg = grouped.agg(["count", "mean", "max" if design.higher_is_better else "min"]).reset_index()
+        agg.columns = [*design.factors, "bucket", "n", "mean", "best"]
+        agg.insert(0, "param", key)
+        parts.append(agg)
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def per_class_table(study: StudyRecords, design: Design, arms: pd.DataFrame) -> pd.DataFrame | None:
+    """Top and bottom classes (mean accuracy over the seeds) of the best arm; None without per_class.csv."""
+    pc = study.per_class
+    if pc is None or pc.empty or not {"trial_id", "class_index", "accuracy"} <= set(pc.columns):
+        return None
+    ranked = arms.dropna(subset=["mean"]).sort_values("mean", ascending=not design.higher_is_better)
+    if ranked.empty:
+        return None
+    best_arm = ranked["arm"].iloc[0]
+    ids = set(design.done.loc[design.done["arm"] == best_arm, "trial_id"])
+    rows = pc[pc["trial_id"].isin(ids)]
+    if rows.empty:
+        return None
+    names = [c for c in ("wnid", "name") if c in rows.columns]
+    agg = rows.groupby(["class_index", *names], dropna=False)["accuracy"].agg(["mean", "count"]).reset_index()
+    agg = agg.sort_values(["mean", "class_index"], ascending=[False, True]).reset_index(drop=True)
+    top = agg.head(PER_CLASS_SHOWN).assign(
+        rank=[f"top {i + 1}" for i in range(min(PER_CLASS_SHOWN, len(agg)))]
+    )
+    bottom = agg.tail(PER_CLASS_SHOWN).iloc[::-1]
+    bottom = bottom.assign(rank=[f"bottom {i + 1}" for i in range(len(bottom))])
+    out = pd.concat([top, bottom.loc[~bottom.index.isin(top.index)]], ignore_index=True)
+    out = out.rename(columns={"mean": "accuracy", "count": "seeds"})
+    out.insert(0, "arm", best_arm)
+    return out[["arm", "rank", "class_index", *names, "accuracy", "seeds"]]
