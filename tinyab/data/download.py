@@ -54,7 +54,9 @@ def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60) ->
                     received += len(block)
                     bar.update(len(block))
             if total is not None and received != total:
-                raise DataError(f"download of {url} incomplete: got {received} of {total} bytes")
+                raise DataError(
+                    f"download of {url} failed: connection closed after {received} of {total} bytes"
+                )
         os.replace(tmp, target)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         Path(tmp).unlink(missing_ok=True)
@@ -76,13 +78,15 @@ def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def check_entries(archive: Path) -> None:
-    """Refuse an archive with any entry that could write outside the extraction folder."""
+def _open_zip(archive: Path) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
+        return zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as err:
         raise DataError(f"{archive}: not a readable zip file ({err})") from None
+
+
+def check_entries(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive with any entry that could write outside the extraction folder."""
     for info in infos:
         reason = _unsafe_reason(info)
         if reason:
@@ -92,7 +96,8 @@ def check_entries(archive: Path) -> None:
 def verify_archive(archive: Path) -> None:
     """Entries safe; 200 classes each with the same nonzero number of train images; 10,000 annotated
     val images (open_dataset already checks that every val image has a known class)."""
-    check_entries(archive)
+    with _open_zip(archive) as zf:
+        check_entries(archive, zf.infolist())
     with open_dataset(archive) as source:
         if len(source.wnids) != EXPECTED_CLASSES:
             found = len(source.wnids)
@@ -106,20 +111,22 @@ def verify_archive(archive: Path) -> None:
 
 def extract(archive: Path, dest_dir: Path, progress: bool = True) -> Path:
     """Extract the checked archive's ``tiny-imagenet-200/`` folder to ``dest_dir`` atomically."""
-    check_entries(archive)
     final = dest_dir / ROOT_NAME
     work = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".extract-"))
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with _open_zip(archive) as zf:
             infos = zf.infolist()
+            check_entries(archive, infos)
+            folders: set[str] = set()
             for info in tqdm(infos, desc="extracting", unit="file", file=sys.stderr, disable=not progress):
-                target = work.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _BLOCK)
+                target = os.path.join(work, *PurePosixPath(info.filename.replace("\\", "/")).parts)
+                folder = target if info.is_dir() else os.path.dirname(target)
+                if folder not in folders:
+                    os.makedirs(folder, exist_ok=True)
+                    folders.add(folder)
+                if not info.is_dir():
+                    with zf.open(info) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst, _BLOCK)
         if not (work / ROOT_NAME / "wnids.txt").is_file():
             raise DataError(f"{archive}: no top folder {ROOT_NAME}/ with wnids.txt")
         os.replace(work / ROOT_NAME, final)

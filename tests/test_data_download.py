@@ -1,0 +1,147 @@
+"""Download over real HTTP (a server on 127.0.0.1), verification, safe extraction and data location."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from test_data_helpers import build_small_dataset, zip_folder
+
+from tinyab.data import download, ensure_dataset, open_dataset, resolve_data_path
+from tinyab.data.download import extract
+from tinyab.errors import DataError
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves ``server.routes[path] = (bytes, truncate)``; a truncated reply promises all the bytes."""
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+            return
+        data, truncate = route
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2] if truncate else data)
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.routes = {}
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _serve(server, path: str, data: bytes, truncate: bool = False) -> str:
+    server.routes[path] = (data, truncate)
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def test_ensure_dataset_downloads_verifies_and_extracts(server, mini_zip, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TINYAB_DATA", raising=False)
+    url = _serve(server, "/ok/tiny-imagenet-200.zip", mini_zip.read_bytes())
+    folder = ensure_dataset(None, progress=False, url=url)
+    assert folder == tmp_path / "home" / "tiny-imagenet-200"
+    with open_dataset(folder) as source:
+        assert (len(source.wnids), sum(map(len, source.train)), len(source.val)) == (200, 10_000, 10_000)
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["tiny-imagenet-200"]  # no archive, no temp
+    del server.routes["/ok/tiny-imagenet-200.zip"]  # now found locally, without the network
+    assert ensure_dataset(None, progress=False, url=url) == folder
+    assert resolve_data_path(None) == folder
+
+
+def test_truncated_download_leaves_no_file(server, mini_zip, tmp_path):
+    url = _serve(server, "/short.zip", mini_zip.read_bytes()[:200_000], truncate=True)
+    with pytest.raises(
+        DataError, match=rf"download of {url} failed: connection closed after 100000 of 200000 bytes"
+    ):
+        download(tmp_path, url=url, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error_and_refused_connection_name_the_url(server, tmp_path):
+    missing = _serve(server, "/x", b"") + "-not-there"
+    with pytest.raises(DataError, match=rf"download of {missing} failed: Not Found"):
+        download(tmp_path, url=missing, progress=False)
+    refused = "http://127.0.0.1:9/tiny.zip"  # discard port: nothing listens
+    with pytest.raises(DataError, match=rf"download of {refused} failed"):
+        download(tmp_path, url=refused, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_archive_with_wrong_counts_is_refused_and_removed(server, mini_zip, tmp_path):
+    small = zip_folder(build_small_dataset(mini_zip, tmp_path / "src"), tmp_path / "small.zip")
+    url = _serve(server, "/small.zip", small.read_bytes())
+    with pytest.raises(DataError, match=r"3 classes in wnids\.txt, expected 200"):
+        download(tmp_path / "dest", url=url, progress=False)
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+def _symlink_entry(name: str, target: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("../evil.txt", "path leaves the target folder"),
+        ("tiny-imagenet-200/../../evil.txt", "path leaves the target folder"),
+        ("/tmp/tinyab-evil.txt", "absolute path"),
+        ("tiny-imagenet-200/link", "symbolic link"),
+    ],
+)
+def test_malicious_archive_is_refused_and_nothing_is_written_outside(
+    server, mini_zip, tmp_path, entry, reason
+):
+    folder = build_small_dataset(mini_zip, tmp_path / "src")
+    archive = zip_folder(folder, tmp_path / "evil.zip")
+    with zipfile.ZipFile(archive, "a") as zf:
+        if reason == "symbolic link":
+            zf.writestr(_symlink_entry(entry, "/etc/passwd"), "/etc/passwd")
+        else:
+            zf.writestr(entry, "owned")
+    dest = tmp_path / "a" / "b"
+    dest.mkdir(parents=True)
+    url = _serve(server, "/evil.zip", archive.read_bytes())
+    with pytest.raises(DataError, match=f"refusing entry '{entry}' \\({reason}\\)"):
+        download(dest, url=url, progress=False)
+    with pytest.raises(DataError, match="refusing entry"):  # extraction itself refuses it too
+        extract(archive, dest, progress=False)
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path / "a" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+    assert not Path("/tmp/tinyab-evil.txt").exists()
+
+
+def test_resolve_data_path_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TINYAB_DATA", raising=False)
+    with pytest.raises(DataError, match=r"run 'tinyab data download'.*--data"):
+        resolve_data_path(None)
+    downloaded = tmp_path / "home" / "tiny-imagenet-200"
+    downloaded.mkdir(parents=True)
+    assert resolve_data_path(None) == downloaded
+    monkeypatch.setenv("TINYAB_DATA", str(tmp_path))
+    assert resolve_data_path(None) == tmp_path
+    assert resolve_data_path(str(downloaded)) == downloaded
+    with pytest.raises(DataError, match=r"nope\.zip: dataset not found$"):
+        resolve_data_path(str(tmp_path / "nope.zip"))
+    monkeypatch.setenv("TINYAB_DATA", str(tmp_path / "gone"))
+    with pytest.raises(DataError, match=r"gone: dataset not found \(from \$TINYAB_DATA\)"):
+        resolve_data_path(None)
