@@ -56,15 +56,19 @@ def crop_flip_gather(
 
 
 def random_resized_crop(
-    images: torch.Tensor, min_scale: float, flip: bool, generator: torch.Generator
+    images: torch.Tensor, min_scale: float, flip: bool, generator: torch.Generator, tries: int = 10
 ) -> torch.Tensor:
-    """Each float N×C×H×W image cropped to a random box (area fraction in [min_scale, 1], aspect ratio
-    3/4 to 4/3, clipped to the image) and resized back to H×W bilinearly; mirrored with p=1/2."""
+    """Each float N×C×H×W image cropped to a random box and resized back to H×W bilinearly; mirrored
+    with p=1/2. As torchvision's RandomResizedCrop: area fraction in [min_scale, 1] and aspect ratio
+    log-uniform in [3/4, 4/3], the first of ``tries`` draws that fits in the image, else the whole image."""
     n, device = len(images), images.device
-    area = uniform(n, min_scale, 1.0, generator, device)
-    log_ratio = uniform(n, math.log(3 / 4), math.log(4 / 3), generator, device)
-    width = (area * log_ratio.exp()).sqrt().clamp(max=1.0)
-    height = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
+    area = uniform(n * tries, min_scale, 1.0, generator, device).view(n, tries)
+    ratio = uniform(n * tries, math.log(3 / 4), math.log(4 / 3), generator, device).view(n, tries).exp()
+    widths, heights = (area * ratio).sqrt(), (area / ratio).sqrt()
+    fits = (widths <= 1) & (heights <= 1)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)
+    width = torch.where(fits.any(1), widths.gather(1, first).squeeze(1), 1.0)
+    height = torch.where(fits.any(1), heights.gather(1, first).squeeze(1), 1.0)
     centre_x = (uniform(n, -1.0, 1.0, generator, device)) * (1 - width)
     centre_y = (uniform(n, -1.0, 1.0, generator, device)) * (1 - height)
     sign = torch.ones(n, device=device)
