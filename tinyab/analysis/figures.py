@@ -151,6 +151,7 @@ def interaction(design: Design) -> plt.Figure | None:
     left.set(xlabel=f0, ylabel=design.metric, title="interaction (mean ± 95% CI)")
     left.legend(fontsize=8)
     grid = agg.pivot(index=f1, columns=f0, values="mean")
+    grid = grid.reindex(index=[v for v in design.levels[f1] if v in grid.index], columns=order0)
     sns.heatmap(grid, annot=True, fmt=".3f", cmap="viridis", ax=right, cbar_kws={"label": design.metric})
     right.set(title=f"mean {design.metric}")
     fig.tight_layout()
@@ -166,23 +167,20 @@ def schedule(design: Design, epochs: pd.DataFrame | None, arms: pd.DataFrame) ->
     shown = _arms_shown(design, arms)[:8]
     rows = _with_arm(design, epochs, design.trials["trial_id"])
     med = rows[rows["arm"].isin(shown)].groupby(["arm", "epoch"])[columns].median().reset_index()
+    per_arm = med.pivot(index="epoch", columns="arm", values=columns)
+    if all(per_arm[c].nunique(axis=1, dropna=False).max() <= 1 for c in columns):
+        med = med[med["arm"] == med["arm"].iloc[0]].assign(arm="all arms")  # one schedule for every arm
     fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 3.5), squeeze=False)
     for ax, column in zip(axes[0], columns, strict=True):
-        sns.lineplot(
-            data=med,
-            x="epoch",
-            y=column,
-            hue="arm",
-            ax=ax,
-            drawstyle="steps-post" if column == "resolution" else None,
-            errorbar=None,
-        )
+        style = "steps-post" if column == "resolution" else None
+        sns.lineplot(data=med, x="epoch", y=column, hue="arm", ax=ax, drawstyle=style, errorbar=None)
         if column == "lr" and (med["lr"] > 0).all():
             ax.set_yscale("log")
         ax.set(title=f"{column} per epoch")
-        if ax.get_legend() and ax is not axes[0][0]:
-            ax.get_legend().remove()
-    fig.tight_layout()
+        ax.get_legend().remove()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8)
+    fig.tight_layout(rect=(0, 0.1 + 0.05 * ((len(labels) - 1) // 3), 1, 1))
     return fig
 
 

@@ -17,6 +17,7 @@ Choices (documented in docs/report.md):
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -128,26 +129,21 @@ def prob_improvement(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
 
 
 def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
-    """Holm-adjusted p-values; NaN entries (untestable comparisons) stay NaN and are not counted."""
-    from statsmodels.stats.multitest import multipletests
-
+    """Holm-adjusted p-values (step-down); NaN entries (untestable comparisons) stay NaN, not counted."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     return out
 
 
-def minimal_detectable_effect(
-    n_a: int, n_b: int, sd: float, alpha: float, paired: bool, power: float = 0.8
-) -> float:
-    """Smallest |Δ| detected with ``power`` by a two-sided t test at ``alpha`` (sd of the differences
-    when paired, else the pooled SD)."""
+@functools.lru_cache(maxsize=1024)
+def _standardised_mde(n_a: int, n_b: int, alpha: float, paired: bool, power: float) -> float:
+    """The MDE in SD units; it depends only on the sample sizes, so it is solved once per design."""
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
-    if not np.isfinite(sd) or sd <= 0 or min(n_a, n_b) < 2:
-        return float("nan")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -159,7 +155,17 @@ def minimal_detectable_effect(
                 )
     except (ValueError, RuntimeError):
         return float("nan")
-    es = float(np.squeeze(es))
+    return float(np.squeeze(es))
+
+
+def minimal_detectable_effect(
+    n_a: int, n_b: int, sd: float, alpha: float, paired: bool, power: float = 0.8
+) -> float:
+    """Smallest |Δ| detected with ``power`` by a two-sided t test at ``alpha`` (sd of the differences
+    when paired, else the pooled SD)."""
+    if not np.isfinite(sd) or sd <= 0 or min(n_a, n_b) < 2:
+        return float("nan")
+    es = _standardised_mde(int(n_a), int(n_b), float(alpha), bool(paired), float(power))
     return es * sd if np.isfinite(es) else float("nan")
 
 

@@ -66,10 +66,13 @@ def _align(
     a: pd.DataFrame, b: pd.DataFrame, keys: list[str], metric: str
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Pair seeds across two arms when every key set appears once per arm and most trials find a twin."""
-    if all(k in a.columns for k in keys) and not a.duplicated(keys).any() and not b.duplicated(keys).any():
-        merged = a[[*keys, metric]].merge(b[[*keys, metric]], on=keys, suffixes=("_a", "_b"))
-        if len(merged) >= 2 and 2 * len(merged) >= max(len(a), len(b)):
-            return merged[f"{metric}_a"].to_numpy(float), merged[f"{metric}_b"].to_numpy(float), True
+    if all(k in a.columns for k in keys):
+        twins_a = dict(zip(a[keys].itertuples(index=False, name=None), a[metric], strict=True))
+        twins_b = dict(zip(b[keys].itertuples(index=False, name=None), b[metric], strict=True))
+        shared = [k for k in twins_a if k in twins_b]
+        unique = len(twins_a) == len(a) and len(twins_b) == len(b)
+        if unique and len(shared) >= 2 and 2 * len(shared) >= max(len(a), len(b)):
+            return np.array([twins_a[k] for k in shared]), np.array([twins_b[k] for k in shared]), True
     return a[metric].to_numpy(float), b[metric].to_numpy(float), False
 
 
@@ -135,12 +138,12 @@ def _finish(rows: list[dict[str, Any]], alpha: float, higher: bool) -> pd.DataFr
     """Holm over the whole family, then the verdicts."""
     if not rows:
         return pd.DataFrame()
-    frame = pd.DataFrame(rows)
-    frame["p_holm"] = stats.holm(frame["p"].to_numpy())
-    frame["verdict"] = [_verdict(r, alpha, higher) for r in frame.to_dict("records")]
-    frame["design"] = np.where(frame["paired"], "paired (" + frame["n_a"].astype(str) + " pairs)", "unpaired")
+    for row, p_holm in zip(rows, stats.holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = float(p_holm)
+        row["verdict"] = _verdict(row, alpha, higher)
+        row["design"] = f"paired ({row['n_a']} pairs)" if row.pop("paired") else "unpaired"
     first = ["family", "a", "b", "verdict", "delta", "ci_low", "ci_high", "p_holm", "test", "p", "design"]
-    return frame[first + [c for c in frame.columns if c not in first and c != "paired"]]
+    return pd.DataFrame(rows, columns=first + [c for c in rows[0] if c not in first])
 
 
 def _level_means(design: Design, key: str) -> dict[Any, float]:

@@ -1,0 +1,178 @@
+"""tinyab.analysis.stats against independent references (scipy, statsmodels, textbook formulas) on fixed
+data, and the verdict's error rates by simulation: A/A false positives and A/B power at the reported MDE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.meta_analysis import effectsize_smd
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+from tinyab.analysis import stats
+from tinyab.analysis.design import resolve_design
+from tinyab.analysis.records import StudyRecords
+from tinyab.analysis.tables import comparisons_table
+
+A = np.array([0.381, 0.392, 0.377, 0.405, 0.388, 0.379])
+B = np.array([0.371, 0.385, 0.380, 0.390, 0.369, 0.372])
+C = np.array([0.35, 0.362, 0.341, 0.358, 0.347, 0.366, 0.352, 0.349])
+
+
+def test_t_interval_matches_scipy() -> None:
+    low, high = stats.t_interval(A, 0.95)
+    ref = sps.t.interval(0.95, len(A) - 1, loc=A.mean(), scale=sps.sem(A))
+    assert (low, high) == pytest.approx(ref, rel=1e-12)
+    assert np.isnan(stats.t_interval(A[:1])[0])
+
+
+def test_mean_interval_method_switch_and_single_seed() -> None:
+    assert stats.mean_interval(A).method == "t"
+    assert stats.mean_interval(np.r_[A, B]).method == "BCa bootstrap"
+    one = stats.mean_interval([0.4])
+    assert one.method == "none (n=1)" and np.isnan(one.low) and np.isnan(one.high)
+
+
+def test_bca_is_seeded_close_to_t_for_normal_data_and_skewed_for_skewed_data() -> None:
+    rng = np.random.default_rng(3)
+    normal = rng.normal(0.4, 0.02, 40)
+    assert stats.bca_interval(normal, seed=1) == stats.bca_interval(normal, seed=1)
+    assert stats.bca_interval(normal, seed=1) == pytest.approx(stats.t_interval(normal), abs=0.002)
+    skewed = rng.exponential(1.0, 40)
+    low, high = stats.bca_interval(skewed, seed=1)
+    assert high - skewed.mean() > skewed.mean() - low  # the long right tail widens the upper side
+    assert stats.bca_interval(np.full(12, 0.3)) == pytest.approx((0.3, 0.3))
+
+
+def test_welch_comparison_matches_scipy_and_statsmodels() -> None:
+    c = stats.compare(A, C, paired=False)
+    assert c.p == pytest.approx(sps.ttest_ind(A, C, equal_var=False).pvalue, rel=1e-10)
+    assert c.p_alt == pytest.approx(sps.mannwhitneyu(A, C, alternative="two-sided").pvalue, rel=1e-10)
+    ref = CompareMeans(DescrStatsW(A), DescrStatsW(C)).tconfint_diff(alpha=0.05, usevar="unequal")
+    assert (c.ci_low, c.ci_high) == pytest.approx(ref, rel=1e-10)
+    assert c.delta == pytest.approx(A.mean() - C.mean())
+    assert (c.test, c.alt_test, c.paired) == ("Welch t", "Mann–Whitney U", False)
+
+
+def test_paired_comparison_matches_scipy_and_statsmodels() -> None:
+    c = stats.compare(A, B, paired=True)
+    assert c.p == pytest.approx(sps.ttest_rel(A, B).pvalue, rel=1e-10)
+    assert c.p_alt == pytest.approx(sps.wilcoxon(A - B).pvalue, rel=1e-10)
+    assert (c.ci_low, c.ci_high) == pytest.approx(DescrStatsW(A - B).tconfint_mean(alpha=0.05), rel=1e-10)
+    assert (c.test, c.alt_test) == ("paired t", "Wilcoxon")
+
+
+def test_hedges_g_matches_statsmodels_smd() -> None:
+    ref, _ = effectsize_smd(A.mean(), A.std(ddof=1), len(A), C.mean(), C.std(ddof=1), len(C))
+    assert stats.hedges_g(A, C) == pytest.approx(ref, rel=1e-12)
+    assert stats.compare(A, C, paired=False).hedges_g == pytest.approx(ref, rel=1e-12)
+
+
+def test_prob_improvement_is_the_mann_whitney_auc_and_the_paired_share() -> None:
+    a, b = np.array([1, 2, 2, 3, 5.0]), np.array([2, 2, 1, 0, 4.0])
+    u = sps.mannwhitneyu(a, b, alternative="two-sided").statistic
+    assert stats.prob_improvement(a, b, paired=False) == pytest.approx(u / (len(a) * len(b)))
+    assert stats.prob_improvement(a, b, paired=True) == pytest.approx((3 + 0.5) / 5)  # 3 wins, 1 tie
+    lower_better = stats.compare(a, b, paired=True, higher_is_better=False)
+    assert lower_better.p_improvement == pytest.approx((1 + 0.5) / 5)
+
+
+def test_holm_matches_statsmodels_and_keeps_nan() -> None:
+    p = np.array([0.01, 0.04, np.nan, 0.03, 0.2, 0.01])
+    out = stats.holm(p)
+    assert np.isnan(out[2])
+    assert out[np.isfinite(p)] == pytest.approx(multipletests(p[np.isfinite(p)], method="holm")[1])
+    assert np.isnan(stats.holm([np.nan])).all()
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_mde_has_80_percent_power_by_the_noncentral_t(paired: bool) -> None:
+    n, sd, alpha = 5, 0.015, 0.05
+    mde = stats.minimal_detectable_effect(n, n, sd, alpha, paired)
+    d = mde / sd
+    df, nc = (n - 1, d * np.sqrt(n)) if paired else (2 * n - 2, d * np.sqrt(n / 2))
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    power = sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
+    assert power == pytest.approx(0.8, abs=1e-3)
+    assert np.isnan(stats.minimal_detectable_effect(1, 5, sd, alpha, paired))
+
+
+def test_two_way_anova_matches_textbook_sums_of_squares() -> None:
+    rng = np.random.default_rng(7)
+    levels_a, levels_b, reps = ["x", "y"], ["p", "q", "r"], 4
+    rows = [
+        {
+            "a": a,
+            "b": b,
+            "y": 0.4 + 0.02 * (a == "y") + 0.01 * i + 0.015 * (a == "y" and b == "r") + rng.normal(0, 0.01),
+        }
+        for a in levels_a
+        for i, b in enumerate(levels_b)
+        for _ in range(reps)
+    ]
+    data = pd.DataFrame(rows)
+    table = stats.anova(data, "y", ["a", "b"]).set_index("source")
+    y, grand = data["y"].to_numpy(), data["y"].mean()
+    ss_a = sum(reps * len(levels_b) * (data.loc[data.a == a, "y"].mean() - grand) ** 2 for a in levels_a)
+    ss_b = sum(reps * len(levels_a) * (data.loc[data.b == b, "y"].mean() - grand) ** 2 for b in levels_b)
+    cells = data.groupby(["a", "b"])["y"].transform("mean").to_numpy()
+    ss_e = float(((y - cells) ** 2).sum())
+    ss_ab = float(((cells - grand) ** 2).sum()) - ss_a - ss_b
+    df_e = len(y) - len(levels_a) * len(levels_b)
+    for source, ss, df in (("a", ss_a, 1), ("b", ss_b, 2), ("a × b", ss_ab, 2)):
+        f = (ss / df) / (ss_e / df_e)
+        assert table.loc[source, "sum_sq"] == pytest.approx(ss, rel=1e-9)
+        assert table.loc[source, "df"] == df
+        assert table.loc[source, "F"] == pytest.approx(f, rel=1e-9)
+        assert table.loc[source, "p"] == pytest.approx(sps.f.sf(f, df, df_e), rel=1e-8)
+        assert table.loc[source, "partial_eta_sq"] == pytest.approx(ss / (ss + ss_e), rel=1e-9)
+    assert table.loc["Residual", "df"] == df_e
+
+
+def test_anova_without_replicates_is_none() -> None:
+    data = pd.DataFrame({"a": ["x", "x", "y", "y"], "b": ["p", "q", "p", "q"], "y": [1.0, 2, 3, 5]})
+    assert stats.anova(data, "y", ["a", "b"]) is None
+
+
+# --- verdict error rates by simulation, through the same code path as `tinyab report` ---------------
+
+KEY = "init.scheme"
+SPEC = {"name": "aa", "kind": "search", "metric": "best_val_top1", "mode": "max",
+        "params": {KEY: {"role": "scientific", "grid": ["a", "b"]}}}  # fmt: skip
+
+
+def _verdicts(rng: np.random.Generator, reps: int, shift: float, paired: bool, n: int = 5, sd: float = 0.015):
+    """(significant?, MDE) per simulated study of two arms × n seeds, noise sd 1.5 points."""
+    out = []
+    for _ in range(reps):
+        seed_effect = rng.normal(0, 0.01, n)  # shared by both arms when they share seeds
+        rows = []
+        for arm, mu in (("a", 0.40 + shift), ("b", 0.40)):
+            seeds = np.arange(n) if paired or arm == "a" else np.arange(n, 2 * n)
+            effect = seed_effect if paired else rng.normal(0, 0.01, n)
+            for s, e in zip(seeds, effect, strict=True):
+                rows.append({"trial_id": f"{arm}{s}", "status": "completed", "seed": s, KEY: arm,
+                             "best_val_top1": mu + e + rng.normal(0, sd)})  # fmt: skip
+        study = StudyRecords("aa", [Path("memory")], SPEC, pd.DataFrame(rows), None, None, [], None)
+        table, _ = comparisons_table(resolve_design(study, None, None), 0.05, {KEY: "b"})
+        row = table.iloc[0]
+        assert row["test"] == ("paired t" if paired else "Welch t")
+        out.append((not row["verdict"].startswith("no detectable"), row["mde"]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_aa_false_positive_rate_and_ab_power_at_the_reported_mde(paired: bool) -> None:
+    rng = np.random.default_rng(2024)
+    aa = _verdicts(rng, 300, 0.0, paired)
+    false_positive = aa[:, 0].mean()
+    assert 0.02 <= false_positive <= 0.08, false_positive
+    # The MDE column at n=5: shift the truth by what it reports, and the verdict should fire ~80% of the time.
+    mde = float(np.mean(aa[:, 1]))
+    ab = _verdicts(rng, 200, mde, paired)
+    print(f"A/A false positives {false_positive:.3f}; power at MDE {mde:.4f}: {ab[:, 0].mean():.3f}")
+    assert abs(ab[:, 0].mean() - 0.8) <= 0.10, (mde, ab[:, 0].mean())
