@@ -208,7 +208,11 @@ def run_ablation(
         )
         return outcome.trials if outcome.complete else []
 
-    with ray_session(address, dashboard=dashboard, log=out):
+    with ray_session(address, dashboard=dashboard) as ray_info:
+        cpus, gpus = ray_info.resources.get("CPU", 0), ray_info.resources.get("GPU", 0)
+        out(f"ray: {ray_info.address}, {cpus:g} CPU, {gpus:g} GPU (both phases)")
+        for note in ray_info.notes:
+            out(note)
         tune_rows: list[dict[str, Any]] = []
         if ablation.trials_per_arm:
             tune_rows = phase(AblationPhase(ablation, "tune"))
