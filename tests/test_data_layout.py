@@ -77,10 +77,11 @@ def test_val_image_listed_but_missing_is_named(mini_zip, tmp_path):
         open_dataset(folder)
 
 
-def test_corrupt_jpeg_is_named(mini_zip, tmp_path):
+@pytest.mark.parametrize("content", [b"\xff\xd8 this is not a JPEG", b""])
+def test_corrupt_jpeg_is_named(mini_zip, tmp_path, content):
     folder = build_small_dataset(mini_zip, tmp_path)
     bad = next((folder / "train").rglob("*_3.JPEG"))
-    bad.write_bytes(b"\xff\xd8 this is not a JPEG")
+    bad.write_bytes(content)
     with pytest.raises(DataError, match=rf"{bad.name}: corrupt JPEG") as err:
         dataset_info(folder, progress=False)
     assert "\n" not in str(err.value)

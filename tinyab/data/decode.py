@@ -8,41 +8,51 @@ Pillow's RGB conversion).
 
 from __future__ import annotations
 
-import sys
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg
-from tqdm import tqdm
 
+from tinyab.data.progress import progress_bar
 from tinyab.errors import DataError
 
 SIZE = 64
 CHUNK = 512
+_LOCATION = re.compile(r"^\w+, \S+:\d+, ")
 
 
-def _decode_one(data: bytes, label: str) -> torch.Tensor:
-    if not data:
-        raise DataError(f"{label}: corrupt JPEG (empty file)")
-    try:
-        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else "cannot be decoded"
-        raise DataError(f"{label}: corrupt JPEG ({reason})") from None
+def _reason(err: RuntimeError) -> str:
+    """libjpeg's words without torchvision's source location ("decode_jpeg, <file>:<line>, <reason>")."""
+    first = (str(err).strip().splitlines() or ["cannot be decoded"])[0]
+    return _LOCATION.sub("", first)
+
+
+def _as_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def _decode_chunk(datas: list[bytes], labels: list[str]) -> list[torch.Tensor]:
     """Decode a list in one call; on failure decode one by one to name the bad file."""
+    # imported here: torchvision costs ~1 s of start-up that training from the cache does not need
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 points to TorchCodec
         if all(datas):
             try:
-                tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
-                return decode_jpeg(tensors, mode=ImageReadMode.UNCHANGED)
+                return decode_jpeg([_as_tensor(d) for d in datas], mode=ImageReadMode.UNCHANGED)
             except RuntimeError:
                 pass
-        return [_decode_one(d, label) for d, label in zip(datas, labels, strict=True)]
+        images = []
+        for data, label in zip(datas, labels, strict=True):
+            if not data:
+                raise DataError(f"{label}: corrupt JPEG (empty file)")
+            try:
+                images.append(decode_jpeg(_as_tensor(data), mode=ImageReadMode.UNCHANGED))
+            except RuntimeError as err:
+                raise DataError(f"{label}: corrupt JPEG ({_reason(err)})") from None
+        return images
 
 
 def decode_chunks(
@@ -58,7 +68,7 @@ def decode_chunks(
 
     Raises DataError naming the file for a corrupt JPEG or an image that is not 64×64.
     """
-    bar = tqdm(total=len(names), desc=desc, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = progress_bar(total=len(names), desc=desc, unit="img", show=progress, leave=False)
     with bar:
         for start in range(0, len(names), CHUNK):
             chunk = list(names[start : start + CHUNK])

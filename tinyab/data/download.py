@@ -12,17 +12,15 @@ import http.client
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tqdm import tqdm
-
 from tinyab.data.layout import ROOT_NAME, open_dataset
 from tinyab.data.locate import default_dataset_dir, resolve_data_path
+from tinyab.data.progress import progress_bar
 from tinyab.errors import DataError
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -40,14 +38,7 @@ def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60) ->
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             received = 0
-            bar = tqdm(
-                total=total,
-                desc="downloading",
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                disable=not progress,
-            )
+            bar = progress_bar(total=total, desc="downloading", unit="B", unit_scale=True, show=progress)
             with bar:
                 while block := response.read(_BLOCK):
                     out.write(block)
@@ -118,7 +109,7 @@ def extract(archive: Path, dest_dir: Path, progress: bool = True) -> Path:
             infos = zf.infolist()
             check_entries(archive, infos)
             folders: set[str] = set()
-            for info in tqdm(infos, desc="extracting", unit="file", file=sys.stderr, disable=not progress):
+            for info in progress_bar(infos, desc="extracting", unit="file", show=progress):
                 target = os.path.join(work, *PurePosixPath(info.filename.replace("\\", "/")).parts)
                 folder = target if info.is_dir() else os.path.dirname(target)
                 if folder not in folders:
