@@ -34,12 +34,12 @@ def study_spec(name: str = "init_vs_wd", kind: str = "search", **extra) -> dict:
         "name": name,
         "question": "Does variance scaling beat Xavier, and does weight decay help?",
         "kind": kind,
-        "metric": "best_val_top1",
+        "metric": "val_top1",
         "mode": "max",
         "seeds": 5,
         "params": {
-            INIT: {"role": "scientific", "grid": ["xavier", "variance_scaling"]},
-            WD: {"role": "scientific", "grid": [5e-5, 5e-4]},
+            INIT: {"role": "scientific", "type": "grid", "values": ["xavier", "variance_scaling"]},
+            WD: {"role": "scientific", "type": "grid", "values": [5e-5, 5e-4]},
             "optim.lr": {"role": "fixed", "value": 0.1},
         },
     }
@@ -157,6 +157,68 @@ def write_factorial(run_dir: Path, **kwargs) -> Path:
     return write_run(run_dir, study_spec(), factorial_rows(**kwargs))
 
 
+def write_sampled_search(run_dir: Path, trials_per_arm: int = 24, rng_seed: int = 0) -> Path:
+    """init (grid) × log-uniform weight decay (nuisance) with an optimum near 5e-4, some trials pruned,
+    and the Optuna study in optuna.db (written through Optuna's own storage)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    rng = np.random.default_rng(rng_seed)
+    spec = study_spec("wd_search")
+    spec["params"][WD] = {"role": "nuisance", "type": "loguniform", "low": 1e-5, "high": 1e-2}
+    rows = []
+    for init in ("xavier", "variance_scaling"):
+        for _ in range(trials_per_arm):
+            wd = float(10 ** rng.uniform(-5, -2))
+            final = 0.35 + 0.03 * (init == "variance_scaling") - 0.01 * (np.log10(wd) + 3.3) ** 2
+            row = {"trial_id": f"t{len(rows):04d}", "status": "completed", "seed": 0, INIT: init, WD: wd}
+            rows.append(row | {"final": final + rng.normal(0, 0.004)})
+    worst = np.argsort([r["final"] for r in rows])[: len(rows) // 4]
+    for i in worst:
+        rows[i]["status"] = "pruned"
+    write_run(run_dir, spec, [dict(r) for r in rows])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=f"sqlite:///{run_dir / 'optuna.db'}", study_name="wd_search", direction="maximize"
+    )
+    dists = {
+        INIT: CategoricalDistribution(["xavier", "variance_scaling"]),
+        WD: FloatDistribution(1e-5, 1e-2, log=True),
+    }
+    trials = pd.read_csv(run_dir / "trials.csv")
+    study.add_trials(
+        optuna.trial.create_trial(
+            params={INIT: r[INIT], WD: r[WD]}, distributions=dists, value=r["best_val_top1"]
+        )
+        for r in trials[trials["status"] == "completed"].to_dict("records")
+    )
+    return run_dir
+
+
+def write_ablation(root: Path, effects: dict[str, float], seeds: int = 4, rng_seed: int = 0) -> Path:
+    """An ablation as the driver leaves it: tune/ and rerun/ runs sharing one study.yaml (kind: ablation).
+
+    ``effects`` maps arm -> true change of accuracy against the baseline; re-runs share seeds.
+    """
+    rng = np.random.default_rng(rng_seed)
+    arms = ["baseline", *effects]
+    spec = {"name": "ablate_aug", "question": "What does each augmentation contribute?", "kind": "ablation",
+            "metric": "val_top1", "mode": "max", "seeds": list(range(seeds)), "baseline_arm": "baseline",
+            "params": {"arm": {"role": "scientific", "type": "grid", "values": arms},
+                       "lr": {"role": "nuisance", "type": "loguniform", "low": 0.01, "high": 1.0}},
+            "arms": {a: {"levels": {}, "set": {}} for a in arms}}  # fmt: skip
+    seed_effect = rng.normal(0, 0.01, seeds)
+    tune = [{"trial_id": f"u{i}", "arm": a, "phase": "tune", "status": "completed", "seed": 100, "lr": lr,
+             "final": 0.3 + rng.normal(0, 0.01)}
+            for i, (a, lr) in enumerate((a, lr) for a in arms for lr in (0.05, 0.2))]  # fmt: skip
+    rerun = [{"trial_id": f"r{a}{s}", "arm": a, "phase": "rerun", "status": "completed", "seed": s, "lr": 0.1,
+              "final": 0.4 + effects.get(a, 0.0) + seed_effect[s] + rng.normal(0, 0.003)}
+             for a in arms for s in range(seeds)]  # fmt: skip
+    write_run(root / "tune", spec, tune)
+    write_run(root / "rerun", spec, rerun)
+    return root
+
+
 def test_find_runs_discovers_nested_runs(tmp_path: Path) -> None:
     write_factorial(tmp_path / "init_vs_wd" / "run1")
     write_factorial(tmp_path / "init_vs_wd" / "run2", rng_seed=1)
@@ -167,6 +229,16 @@ def test_find_runs_discovers_nested_runs(tmp_path: Path) -> None:
     trials = studies[0].trials
     assert len(trials) == 40 and trials["trial_id"].is_unique  # pooled runs keep distinct ids
     assert studies[0].varied_keys() == [INIT, WD]
+    assert studies[0].distribution(WD) == "grid" and studies[0].listed_values(WD) == [5e-5, 5e-4]
+
+
+def test_both_ways_of_writing_a_distribution_are_read(tmp_path: Path) -> None:
+    spec = study_spec(params={INIT: {"role": "scientific", "choice": ["a", "b"]},
+                              WD: {"role": "nuisance", "loguniform": [1e-5, 1e-2]}})  # fmt: skip
+    rows = [{"trial_id": "t0", "status": "completed", "seed": 0, INIT: "a", WD: 1e-4, "final": 0.3}]
+    studies, _ = load_studies(write_run(tmp_path / "run", spec, rows))
+    assert (studies[0].distribution(INIT), studies[0].distribution(WD)) == ("choice", "loguniform")
+    assert studies[0].listed_values(INIT) == ["a", "b"]
 
 
 def test_cut_last_line_is_dropped_with_a_warning(tmp_path: Path) -> None:

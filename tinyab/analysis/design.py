@@ -32,10 +32,16 @@ class Design:
     done: pd.DataFrame
     levels: dict[str, list[Any]]
     arm_order: list[str]
+    ablation: bool = False
 
     def pair_keys(self, compared: list[str]) -> list[str]:
-        """Keys that identify a seed's twin in another arm: the seed and every other varied key."""
-        return ["seed", *(k for k in self.varied if k not in compared and k != "arm")]
+        """Keys that identify a seed's twin in another arm: the seed and every other varied key.
+
+        Ablation arms are re-run with their own tuned nuisance values on shared seeds: the seed alone.
+        """
+        if self.ablation:
+            return ["seed"]
+        return ["seed", *(k for k in self.varied if k not in compared)]
 
 
 def format_value(value: Any) -> str:
@@ -62,8 +68,7 @@ def arm_label(values: tuple[Any, ...], factors: list[str]) -> str:
 def _ordered_levels(study: StudyRecords, key: str, present: pd.Series) -> list[Any]:
     """Levels in the order the study lists them (grid/choice), then any others sorted."""
     values = list(pd.unique(present))
-    spec = study.params.get(key) or {}
-    listed = next((spec[d] for d in CATEGORICAL if isinstance(spec.get(d), list)), [])
+    listed = study.listed_values(key)
     rank = {format_value(v): i for i, v in enumerate(listed)}
     return sorted(values, key=lambda v: (rank.get(format_value(v), len(rank)), format_value(v)))
 
@@ -88,15 +93,16 @@ def resolve_design(study: StudyRecords, metric: str | None, by: list[str] | None
         trials = trials[trials["phase"].astype(str) == "rerun"]
         if trials.empty:
             raise UserError(f"{study.runs[0]}: ablation has no 'rerun' trials yet; nothing to compare")
-    metric = metric or str(study.spec.get("metric") or DEFAULT_METRIC)
+    metric = metric or DEFAULT_METRIC
     if metric not in trials.columns:
         numeric = [c for c in trials.columns if pd.api.types.is_numeric_dtype(trials[c])]
         raise UserError(
             f"--metric {metric}: no such column in trials.csv{suggest(metric, numeric)} "
             f"(numeric columns: {', '.join(numeric)})"
         )
-    if metric == study.spec.get("metric") and study.spec.get("mode") in ("min", "max"):
-        higher = study.spec["mode"] == "max"
+    base = metric.removeprefix("best_").removeprefix("final_")
+    if study.spec.get("metric") in (metric, base) and study.spec.get("mode") in ("min", "max"):
+        higher = study.spec["mode"] == "max"  # the study's metric, or the epoch metric it summarises
     else:
         higher = "loss" not in metric and "error" not in metric
     factors = list(by) if by else default_factors(study)
@@ -121,8 +127,9 @@ def resolve_design(study: StudyRecords, metric: str | None, by: list[str] | None
     done = trials[(trials["status"] == "completed") & trials[metric].notna()]
     if done.empty:
         raise UserError(_nothing_completed(study, trials))
-    varied = [k for k in study.varied_keys() if k in trials.columns]
-    return Design(metric, higher, factors, varied, trials, done, levels, arm_order)
+    varied = [k for k in study.varied_keys() if k in trials.columns and k not in ("arm", "phase")]
+    ablation = study.kind == "ablation" and factors == ["arm"]
+    return Design(metric, higher, factors, varied, trials, done, levels, arm_order, ablation)
 
 
 def _nothing_completed(study: StudyRecords, trials: pd.DataFrame) -> str:

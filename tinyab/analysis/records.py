@@ -52,9 +52,21 @@ class StudyRecords:
         return [k for k, p in self.params.items() if p.get("role") != "fixed" and k in self.trials.columns]
 
     def distribution(self, key: str) -> str | None:
-        """'grid', 'choice', 'uniform', 'loguniform' or 'int' for a param key (None if not stated)."""
+        """'grid', 'choice', 'uniform', 'loguniform' or 'int' for a param key (None if not stated).
+
+        Read from ``type`` (``{type: grid, values: [...]}``, as the search driver writes it) or from the
+        distribution's own key (``{grid: [...]}``).
+        """
         spec = self.params.get(key) or {}
+        if spec.get("type") in (*CATEGORICAL, *CONTINUOUS):
+            return str(spec["type"])
         return next((d for d in (*CATEGORICAL, *CONTINUOUS) if d in spec), None)
+
+    def listed_values(self, key: str) -> list[Any]:
+        """The values a grid/choice key lists, in the study's order ([] for other keys)."""
+        spec = self.params.get(key) or {}
+        values = spec.get("values") if "type" in spec else spec.get(self.distribution(key) or "")
+        return list(values) if isinstance(values, list) else []
 
 
 def find_runs(path: Path) -> list[Path]:

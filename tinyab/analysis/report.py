@@ -129,7 +129,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     report.verdicts = _verdict_lines(comparisons, anova, alpha)
 
     ci_methods = ", ".join(sorted(set(arms["ci_method"])))
-    hide = ("arm",) if design.factors else ()
+    hide = ("arm",) if design.factors and "arm" not in design.factors else ()
     if len(set(arms["ci_method"])) == 1:
         hide += ("ci_method",)
     report.tables.append(

@@ -103,7 +103,8 @@ def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
     dof = len(a) + len(b) - 2
     if dof <= 0:
         return float("nan")
-    return float(np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / dof))
+    ss = sum(((x - x.mean()) ** 2).sum() for x in (a, b))  # a single-seed arm adds no spread
+    return float(np.sqrt(ss / dof))
 
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:

@@ -197,11 +197,6 @@ def anova_table(design: Design) -> pd.DataFrame | None:
     return stats.anova(design.done, design.metric, design.factors)
 
 
-def _cost_unit(devices: pd.Series) -> str:
-    kinds = {"GPU" if str(d).startswith(("cuda", "gpu")) else "CPU" for d in devices.dropna()}
-    return f"{kinds.pop()}-s" if len(kinds) == 1 else "mixed-s"
-
-
 def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.DataFrame | None:
     """Each arm's contribution (baseline − arm) with CI, Holm p, verdict and cost; None for a search."""
     if study.kind != "ablation" or design.factors != ["arm"]:
@@ -215,10 +210,8 @@ def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.Data
     frame = _finish(rows, alpha, design.higher_is_better)
     if frame.empty:
         return frame
-    trials = design.trials
-    costs = (
-        trials.groupby("arm")["wall_seconds"].sum() if "wall_seconds" in trials else pd.Series(dtype=float)
-    )
+    rerun, all_rows = design.trials, study.trials
+    tune = all_rows[all_rows["phase"].astype(str) == "tune"] if "phase" in all_rows else all_rows.iloc[:0]
     out = pd.DataFrame(
         {
             "arm": frame["b"],
@@ -231,14 +224,30 @@ def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.Data
             "test": frame["test"],
             "p": frame["p"],
             "design": frame["design"],
-            "cost": [float(costs.get(a, np.nan)) for a in frame["b"]],
-            "cost_unit": [
-                _cost_unit(trials.loc[trials["arm"] == a, "device"]) if "device" in trials else "s"
-                for a in frame["b"]
-            ],
+            "cost": [_seconds(rerun, a) for a in frame["b"]],
+            "cost_unit": [_cost_unit(rerun, a) for a in frame["b"]],
         }
     )
+    if len(tune):
+        out["tune_cost"] = [_seconds(tune, a) for a in frame["b"]]
     return out
+
+
+def _seconds(trials: pd.DataFrame, arm: str) -> float:
+    """Sum of ``wall_seconds`` of an arm's trials (every status: failed trials cost time too)."""
+    if "wall_seconds" not in trials:
+        return float("nan")
+    seconds = trials.loc[trials["arm"].astype(str) == arm, "wall_seconds"]
+    return float(pd.to_numeric(seconds, errors="coerce").sum())
+
+
+def _cost_unit(trials: pd.DataFrame, arm: str) -> str:
+    """'GPU-s' or 'CPU-s' from the trials' ``device`` ('mixed-s' when both)."""
+    if "device" not in trials:
+        return "s"
+    devices = trials.loc[trials["arm"].astype(str) == arm, "device"].dropna().astype(str)
+    kinds = {"GPU" if d.startswith(("cuda", "gpu")) else "CPU" for d in devices}
+    return f"{kinds.pop()}-s" if len(kinds) == 1 else "mixed-s" if kinds else "s"
 
 
 def _buckets(values: pd.Series, log: bool, count: int = BUCKETS) -> pd.Series:
@@ -253,20 +262,39 @@ def _buckets(values: pd.Series, log: bool, count: int = BUCKETS) -> pd.Series:
     edges = np.geomspace(lo, hi, count + 1) if log else np.linspace(lo, hi, count + 1)
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, count - 1)
     labels = [f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{']' if i == count - 1 else ')'}" for i in range(count)]
-    out = pd.Series([labels[i] for i in index], index=values.index)
-    return out.where(np.isfinite(x) & (~log | (x > 0)), "—")
+    valid = (np.isfinite(x) & (~log | (x > 0))).to_numpy()
+    out = [labels[i] if ok else "—" for i, ok in zip(index, valid, strict=True)]
+    return pd.Series(pd.Categorical(out, categories=[*labels, "—"], ordered=True), index=values.index)
+
+
+def _level_order(design: Design):
+    """A sort key that keeps the study's order of each factor's levels (buckets keep their own order)."""
+
+    def key(column: pd.Series) -> pd.Series:
+        if column.name in design.levels:
+            rank = {format_value(v): i for i, v in enumerate(design.levels[column.name])}
+            return column.map(lambda v: rank.get(format_value(v), len(rank)))
+        return column
+
+    return key
 
 
 def isolation_table(study: StudyRecords, design: Design) -> pd.DataFrame | None:
-    """For each continuously sampled key: n, mean and best per value bucket, per arm of the factors."""
+    """For each continuously sampled key: n, mean and best per value bucket, per arm of the factors.
+
+    None for an ablation: its re-runs use each arm's tuned values, so there is nothing to isolate.
+    """
+    if design.ablation:
+        return None
     parts = []
     for key in design.varied:
         if study.distribution(key) not in CONTINUOUS or key in design.factors:
             continue
         frame = design.done.assign(bucket=_buckets(design.done[key], study.distribution(key) == "loguniform"))
-        grouped = frame.groupby([*design.factors, "bucket"], sort=True, dropna=False)[design.metric]
+        grouped = frame.groupby([*design.factors, "bucket"], sort=False, observed=True)[design.metric]
         agg = grouped.agg(["count", "mean", "max" if design.higher_is_better else "min"]).reset_index()
         agg.columns = [*design.factors, "bucket", "n", "mean", "best"]
+        agg = agg.sort_values([*design.factors, "bucket"], key=_level_order(design), kind="stable")
         agg.insert(0, "param", key)
         parts.append(agg)
     return pd.concat(parts, ignore_index=True) if parts else None
@@ -294,6 +322,6 @@ def per_class_table(study: StudyRecords, design: Design, arms: pd.DataFrame) -> 
     bottom = agg.tail(PER_CLASS_SHOWN).iloc[::-1]
     bottom = bottom.assign(rank=[f"bottom {i + 1}" for i in range(len(bottom))])
     out = pd.concat([top, bottom.loc[~bottom.index.isin(top.index)]], ignore_index=True)
-    out = out.rename(columns={"mean": "accuracy", "count": "seeds"})
+    out = out.rename(columns={"mean": "accuracy", "count": "trials"})
     out.insert(0, "arm", best_arm)
-    return out[["arm", "rank", "class_index", *names, "accuracy", "seeds"]]
+    return out[["arm", "rank", "class_index", *names, "accuracy", "trials"]]

@@ -1,0 +1,241 @@
+"""`tinyab report` end to end on records in the documented format: tables checked against independent
+computations, output files, formats, ablations, sampled searches (isolation, fANOVA on a real optuna.db),
+and every robustness case (empty folder, cut records, single seed, all failed) as exit code + message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from test_report_records import (
+    INIT,
+    WD,
+    factorial_rows,
+    study_spec,
+    write_ablation,
+    write_factorial,
+    write_run,
+    write_sampled_search,
+)
+
+from tinyab.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(["report", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def factorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke-like init × wd study, 5 seeds, reported once with figures into <run>/report."""
+    run = write_factorial(tmp_path_factory.mktemp("res") / "init_vs_wd" / "run1")
+    assert main(["report", str(run.parent.parent)]) == 0
+    return run
+
+
+def test_report_without_ray_prints_verdicts_first(factorial: Path) -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from tinyab.cli import main\n"
+        f"rc = main(['report', {str(factorial)!r}, '--no-figures', '--out', {str(factorial / 'noray')!r}])\n"
+        "assert 'ray' not in sys.modules or sys.modules['ray'] is None\n"
+        "sys.exit(rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert (
+        out.index("## Verdicts")
+        < out.index("## Arms")
+        < out.index("## Comparisons")
+        < out.index("## Factorial ANOVA")
+    )
+    verdicts = out[out.index("## Verdicts") : out.index("## Arms")]
+    assert (
+        "init.scheme: variance_scaling vs xavier" in verdicts
+        and "→ variance_scaling better than xavier" in verdicts
+    )
+    assert "Holm p" in verdicts and "init.scheme × optim.weight_decay" in out
+
+
+def test_arms_table_matches_an_independent_computation(factorial: Path) -> None:
+    arms = pd.read_csv(factorial / "report" / "arms.csv")
+    trials = pd.read_csv(factorial / "trials.csv")
+    assert len(arms) == 4 and (arms["n"] == 5).all() and (arms["ci_method"] == "t").all()
+    for row in arms.to_dict("records"):
+        values = trials.loc[(trials[INIT] == row[INIT]) & np.isclose(trials[WD], row[WD]), "best_val_top1"]
+        ci = sps.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=sps.sem(values))
+        assert row["mean"] == pytest.approx(values.mean()) and row["sd"] == pytest.approx(values.std(ddof=1))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(ci)
+        assert row["best"] == pytest.approx(values.max()) and row["median"] == pytest.approx(values.median())
+    assert arms["gap_train_val"].to_numpy() == pytest.approx(0.05, abs=1e-6)  # the writer's train − val gap
+
+
+def test_comparisons_are_paired_by_seed_and_holm_adjusted(factorial: Path) -> None:
+    comp = pd.read_csv(factorial / "report" / "comparisons.csv").set_index("family")
+    trials = pd.read_csv(factorial / "trials.csv").sort_values([WD, "seed"])
+    a = trials.loc[trials[INIT] == "variance_scaling", "best_val_top1"].to_numpy()
+    b = trials.loc[trials[INIT] == "xavier", "best_val_top1"].to_numpy()
+    row = comp.loc[INIT]
+    assert row["design"] == "paired (10 pairs)" and row["test"] == "paired t"
+    p = sps.ttest_rel(a, b).pvalue
+    assert row["p"] == pytest.approx(p)
+    assert row["p_holm"] == pytest.approx(min(1.0, 2 * p)) or row["p_holm"] == pytest.approx(comp["p"].max())
+    assert row["verdict"] == "variance_scaling better than xavier"
+    anova = pd.read_csv(factorial / "report" / "anova.csv").set_index("source")
+    assert set(anova.index) == {INIT, WD, f"{INIT} × {WD}", "Residual"}
+    assert anova.loc[INIT, "p"] < 0.001 and anova.loc[f"{INIT} × {WD}", "p"] > 0.05
+
+
+def test_out_folder_has_every_table_figure_and_no_temp_files(factorial: Path) -> None:
+    out = factorial / "report"
+    names = {p.name for p in out.iterdir()}
+    for stem in ("learning_curves", "arms", "interaction", "schedule"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= names
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    assert {"arms.csv", "comparisons.csv", "anova.csv", "per_class.csv", "report.md", "report.html"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert per_class["rank"].tolist()[:1] == ["top 1"] and per_class["name"].iloc[0] == "acorn"
+    assert per_class["arm"].iloc[0] == "scheme=variance_scaling, weight_decay=0.0005"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "marker"), [("csv", "# arms: Arms"), ("latex", r"\begin{tabular}"), ("html", "report.html")]
+)
+def test_formats(capsys, factorial: Path, tmp_path: Path, fmt: str, marker: str) -> None:
+    code, out, _ = run_cli(capsys, factorial, "--format", fmt, "--out", tmp_path, "--no-figures")
+    assert code == 0 and marker in out
+    if fmt == "html":
+        assert Path(out.strip()) == tmp_path / "report.html"
+
+
+def test_baseline_and_by(capsys, factorial: Path, tmp_path: Path) -> None:
+    code, _, _ = run_cli(
+        capsys, factorial, "--baseline", f"{INIT}=xavier", f"{WD}=5e-5", "--out", tmp_path, "--no-figures"
+    )
+    assert code == 0
+    comp = pd.read_csv(tmp_path / "comparisons.csv")
+    assert len(comp) == 3 and set(comp["b"]) == {"scheme=xavier, weight_decay=5e-05"}
+    assert (comp["design"] == "paired (5 pairs)").all()
+    code, _, _ = run_cli(capsys, factorial, "--by", INIT, "--out", tmp_path / "by", "--no-figures")
+    assert code == 0 and len(pd.read_csv(tmp_path / "by" / "arms.csv")) == 2
+    assert not (tmp_path / "by" / "anova.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--by", "init.schem"],
+            "--by init.schem: no such column in trials.csv (did you mean 'init.scheme'?)",
+        ),
+        (["--baseline", f"{INIT}=he"], f"--baseline {INIT}=he: no such level"),
+        (["--baseline", "nonsense"], "--baseline nonsense: expected KEY=VALUE"),
+        (["--metric", "best_val_top"], "--metric best_val_top: no such column in trials.csv (did you mean"),
+        (["--alpha", "1.5"], "--alpha 1.5: expected a number between 0 and 1"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(capsys, factorial: Path, tmp_path: Path, args, message) -> None:
+    code, _, err = run_cli(capsys, factorial, *args, "--out", tmp_path, "--no-figures")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_empty_folder_is_a_clear_error_in_a_subprocess(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinyab", "report", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    expected = f"{tmp_path}: no tinyab records found (expected folders with study.yaml and trials.csv)"
+    assert proc.stderr.strip() == f"tinyab: error: {expected}"
+
+
+def test_records_cut_by_a_killed_search_are_reported_with_a_warning(capsys, tmp_path: Path) -> None:
+    run = write_factorial(tmp_path / "run")
+    text = (run / "trials.csv").read_text()
+    (run / "trials.csv").write_text(text[: len(text) - 30])
+    code, out, err = run_cli(capsys, run, "--no-figures")
+    assert code == 0 and "warning:" in err and "last line is incomplete" in err
+    assert "## Warnings" in out and pd.read_csv(run / "report" / "arms.csv")["n"].sum() == 19
+
+
+def test_single_seed_arm_has_no_ci_and_is_not_tested(capsys, tmp_path: Path) -> None:
+    rows = [r for r in factorial_rows() if not (r[INIT] == "xavier" and (r["seed"] > 0 or r[WD] == 5e-4))]
+    run = write_run(tmp_path / "run", study_spec(), rows)
+    code, _, err = run_cli(capsys, run, "--by", INIT, "--baseline", f"{INIT}=xavier", "--no-figures")
+    assert code == 0 and "fewer than 2 completed seeds: no CI" in err
+    arms = pd.read_csv(run / "report" / "arms.csv").set_index(INIT)
+    assert arms.loc["xavier", "ci_method"] == "none (n=1)" and np.isnan(arms.loc["xavier", "ci_low"])
+    comp = pd.read_csv(run / "report" / "comparisons.csv")
+    assert comp["verdict"].iloc[0].startswith("not testable")
+
+
+def test_all_failed_is_a_clear_error(capsys, tmp_path: Path) -> None:
+    rows = [r | {"status": "failed"} for r in factorial_rows(seeds=2)]
+    run = write_run(tmp_path / "run", study_spec(), rows)
+    code, out, err = run_cli(capsys, run)
+    assert code == 2 and out == ""
+    assert (
+        "no completed trial with a metric value (8 failed); first error: RuntimeError: CUDA out of memory"
+        in err
+    )
+    assert not (run / "report").exists()
+
+
+def test_header_only_records_are_a_clear_error(capsys, tmp_path: Path) -> None:
+    run = write_factorial(tmp_path / "run")
+    (run / "trials.csv").write_text((run / "trials.csv").read_text().splitlines()[0] + "\n")
+    code, _, err = run_cli(capsys, tmp_path)
+    assert code == 2 and "no finished trials in 1 run(s) yet" in err
+
+
+def test_ablation_table_uses_rerun_rows_and_reports_cost(capsys, tmp_path: Path) -> None:
+    root = write_ablation(tmp_path / "ablate" / "run1", {"no_flip": -0.03, "no_crop": 0.0})
+    code, out, err = run_cli(capsys, root)
+    assert code == 0, err
+    table = pd.read_csv(root / "report" / "ablation.csv").set_index("arm")
+    trials = pd.read_csv(root / "rerun" / "trials.csv").sort_values("seed")
+    base = trials.loc[trials["arm"] == "baseline", "best_val_top1"].to_numpy()
+    flip = trials.loc[trials["arm"] == "no_flip", "best_val_top1"].to_numpy()
+    assert table.loc["no_flip", "contribution"] == pytest.approx(base.mean() - flip.mean())
+    assert table.loc["no_flip", "p"] == pytest.approx(sps.ttest_rel(base, flip).pvalue)
+    assert table.loc["no_flip", "verdict"] == "baseline better than no_flip"
+    assert (
+        table.loc["no_flip", "cost"] == pytest.approx(4 * 60.0)
+        and table.loc["no_flip", "cost_unit"] == "CPU-s"
+    )
+    assert table.loc["no_flip", "tune_cost"] == pytest.approx(2 * 60.0)
+    assert (root / "report" / "forest.png").is_file() and "## Ablation" in out
+
+
+def test_sampled_search_has_isolation_importance_and_pruning(capsys, tmp_path: Path) -> None:
+    run = write_sampled_search(tmp_path / "wd_search" / "run1")
+    code, out, err = run_cli(capsys, run)
+    assert code == 0, err
+    iso = pd.read_csv(run / "report" / "isolation.csv")
+    assert set(iso["param"]) == {WD} and set(iso[INIT]) == {"xavier", "variance_scaling"}
+    trials = pd.read_csv(run / "trials.csv")
+    assert iso["n"].sum() == (trials["status"] == "completed").sum()
+    importance = pd.read_csv(run / "report" / "importance.csv")
+    assert set(importance["param"]) == {INIT, WD} and importance["importance"].sum() == pytest.approx(1.0)
+    assert "fANOVA importance (descriptive)" in out
+    comp = pd.read_csv(run / "report" / "comparisons.csv")
+    assert comp["test"].tolist() == ["Welch t"]  # sampled nuisance values differ: nothing to pair
+    assert (run / "report" / "pruning.png").is_file()
+    arms = pd.read_csv(run / "report" / "arms.csv")
+    assert arms["pruned"].sum() == (trials["status"] == "pruned").sum()
+
+
+def test_no_optuna_db_is_a_note(factorial: Path) -> None:
+    assert (
+        "fANOVA importance: no optuna.db in the run; skipped."
+        in (factorial / "report" / "report.md").read_text()
+    )
