@@ -99,11 +99,12 @@ def to_latex(report: StudyReport) -> str:
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
 th { background: #f0f0f0; }
 td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 .warn { color: #8a4b00; }
+.scroll { overflow-x: auto; }
 .note { color: #555; font-style: italic; }
 """
 
@@ -124,7 +125,8 @@ def to_html(report: StudyReport) -> str:
         body.append(f'<h2 id="{esc(table.key)}">{esc(table.title)}</h2>')
         if table.note:
             body.append(f'<p class="note">{esc(table.note)}</p>')
-        body.append(text_frame(table.shown).to_html(index=False, escape=True, border=0, classes=table.key))
+        frame_html = text_frame(table.shown).to_html(index=False, escape=True, border=0, classes=table.key)
+        body.append(f'<div class="scroll">{frame_html}</div>')
     if report.notes:
         body.append(
             '<h2>Notes</h2><ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>"
