@@ -1,0 +1,330 @@
+"""tinyab search on real Ray and real SQLite: Optuna's pruner stopping trials, failures, a killed driver
+resumed, and a 2-node cluster (two ``ray start`` nodes on this machine, started once for the module)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray.cloudpickle
+import yaml
+
+from tinyab.study.runner import run_search
+from tinyab.study.spec import build_study
+from tinyab.train.engine import TrainResult
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+RAY = Path(sys.executable).parent / "ray"
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+
+# Fixed learning curves: val top-1 by (init scheme, seed kind, epoch). Xavier's "good" curves lie
+# below variance scaling's median, so a pruner that compared across arms would stop them.
+EPOCHS, WARMUP = 6, 2
+BASE = {"variance_scaling": 0.6, "xavier": 0.3}
+KINDS = ["good", "good", "bad", "late", "bad", "good", "broken"]  # by seed
+
+
+def curve(scheme: str, seed: int, epoch: int) -> float:
+    base, kind = BASE[scheme], KINDS[seed]
+    if kind == "bad":
+        return base - 0.2 + 0.01 * epoch
+    if kind == "late":  # poor during the warm-up, best afterwards: warm-up must protect it
+        return base - 0.25 if epoch <= WARMUP else base + 0.1 + 0.02 * epoch
+    return base + 0.02 * epoch
+
+
+def curve_train(recipe, on_epoch, *, data=None, device=None, progress=True, **_):
+    """A training function with learning curves fixed in advance (the engine's signature)."""
+    if KINDS[recipe.seed] == "broken":
+        raise RuntimeError(f"curve {recipe.seed} broke\nsecond line of the error")
+    history = []
+    for epoch in range(1, recipe.epochs + 1):
+        top1 = curve(recipe.init.scheme, recipe.seed, epoch)
+        metrics = {
+            "epoch": epoch,
+            "train_loss": 1.0 - top1,
+            "train_top1": top1 + 0.05,
+            "val_loss": 1.0 - top1,
+            "val_top1": top1,
+            "val_top5": min(1.0, 2 * top1),
+            "lr": 0.1,
+            "resolution": 32,
+            "seconds": 0.0,
+            "images_per_s": 0.0,
+        }
+        history.append(metrics)
+        on_epoch(metrics)
+    best = max(history, key=lambda m: m["val_top1"])
+    per_class = [{"class_index": 0, "wnid": "n01443537", "name": "goldfish", "accuracy": best["val_top1"]}]
+    return TrainResult(
+        "completed", best["val_top1"], best["epoch"], top1, top1 + 0.05, EPOCHS, history, per_class, "cpu"
+    )
+
+
+def expected_pruning(scheme: str, seeds: list[int], n_startup: int) -> dict[int, int]:
+    """Independent reference of the median rule within one arm, trials in seed order: a trial stops
+    at the first epoch past the warm-up (and before the last) where its best value so far is below
+    the median of the completed trials' values at that epoch."""
+    completed: list[int] = []
+    pruned = {}
+    for seed in seeds:
+        if KINDS[seed] == "broken":
+            continue
+        for epoch in range(WARMUP + 1, EPOCHS):
+            best = max(curve(scheme, seed, e) for e in range(1, epoch + 1))
+            if len(completed) >= n_startup and best < statistics.median(
+                curve(scheme, s, epoch) for s in completed
+            ):
+                pruned[seed] = epoch
+                break
+        else:
+            completed.append(seed)
+    return pruned
+
+
+# A 2-node Ray cluster on this machine, started with `ray start` and stopped by killing exactly the
+# processes it started (never `ray stop`, which would stop every Ray on the machine).
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _process_tree(marks: list[str]) -> set[int]:
+    """PIDs whose command line contains a mark, with all their descendants."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            table[int(entry.name)] = (ppid, cmd)
+    found = {pid for pid, (_, cmd) in table.items() if any(m in cmd for m in marks)} - {os.getpid()}
+    grew = True
+    while grew:
+        children = {pid for pid, (ppid, _) in table.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    temp = tempfile.mkdtemp(prefix="tinyab-t-", dir="/tmp")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # `ray start` clusters require the token in Ray 2.60
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    head = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"]
+    head += [f"--ray-client-server-port={_free_port()}", *common]
+    address = f"127.0.0.1:{port}"
+    try:
+        subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [str(RAY), "start", f"--address={address}", *common],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        yield address
+    finally:
+        for pid in _process_tree([temp, f":{port} ", f":{port}\n", f"={address}"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", temp], check=False)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def optuna_trials(db: Path) -> list[tuple[str, str, int | None]]:
+    """(tinyab trial id, state, last reported step) of every Optuna trial, read with plain SQL."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT a.value_json, t.state, (SELECT MAX(step) FROM trial_intermediate_values v "
+            "WHERE v.trial_id = t.trial_id) FROM trials t JOIN trial_user_attributes a "
+            "ON a.trial_id = t.trial_id AND a.key = 'tinyab_trial'"
+        ).fetchall()
+    return [(json.loads(trial_id), state, step) for trial_id, state, step in rows]
+
+
+# Optuna's MedianPruner, run by tinyab inside Ray Tune, on fixed curves
+
+
+CURVES_STUDY = {
+    "name": "curves",
+    "question": "Does the median pruner stop the right trials?",
+    "recipe": "smoke",
+    "overrides": {"epochs": EPOCHS},
+    "params": {"init.scheme": {"role": "scientific", "type": "grid", "values": list(BASE)}},
+    "seeds": len(KINDS),
+    "sampler": {"name": "random"},
+    "pruner": {"name": "median", "warmup_epochs": WARMUP, "options": {"n_startup_trials": 2}},
+    "resources": {"cpus": 1, "concurrency": 1},  # one at a time: completion order = plan order
+}
+
+
+def run_curves(results: str, address: str) -> None:
+    """The driver of the curves study (run in a subprocess: it needs RAY_AUTH_MODE=token from the start)."""
+    study = build_study(CURVES_STUDY, "curves.yaml", None)
+    outcome = run_search(
+        study, profile="default", source="curves.yaml", results=results, address=address, train_fn=curve_train
+    )
+    print(f"RUN_DIR={outcome.run_dir}")
+
+
+@pytest.fixture(scope="module")
+def pruned_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    results = tmp_path_factory.mktemp("pruning")
+    driver = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {__name__} as t; "
+    driver += f"t.run_curves({str(results)!r}, {cluster!r})"
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    done = subprocess.run(
+        [sys.executable, "-c", driver], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("RUN_DIR="))
+    return run_dir, done.stdout
+
+
+def test_median_pruner_stops_exactly_the_expected_trials_at_the_expected_epoch(pruned_run: tuple) -> None:
+    run_dir, _ = pruned_run
+    trials = read_csv(run_dir / "trials.csv")
+    seeds = list(range(len(KINDS)))
+    expected = {}
+    for scheme in BASE:
+        for seed, epoch in expected_pruning(scheme, seeds, n_startup=2).items():
+            expected[(scheme, seed)] = epoch
+    # the reference is not trivial: bad curves stop right after the warm-up, nothing else stops
+    assert expected == {(s, seed): WARMUP + 1 for s in BASE for seed in (2, 4)}
+    got = {
+        (t["init.scheme"], int(t["seed"])): int(t["epochs_run"]) for t in trials if t["status"] == "pruned"
+    }
+    assert got == expected
+    completed = {(t["init.scheme"], int(t["seed"])) for t in trials if t["status"] == "completed"}
+    assert completed == {(s, seed) for s in BASE for seed in (0, 1, 3, 5)}  # xavier's good ones too
+    epochs = read_csv(run_dir / "epochs.csv")
+    by_trial = {t["trial_id"]: (t["init.scheme"], int(t["seed"])) for t in trials}
+    for trial_id, key in by_trial.items():
+        rows = [int(e["epoch"]) for e in epochs if e["trial_id"] == trial_id]
+        assert rows == list(range(1, expected.get(key, EPOCHS if KINDS[key[1]] != "broken" else 0) + 1))
+    states = {trial_id: (state, step) for trial_id, state, step in optuna_trials(run_dir / "optuna.db")}
+    for trial_id, key in by_trial.items():
+        if key in expected:
+            assert states[trial_id] == ("PRUNED", expected[key])
+        elif KINDS[key[1]] != "broken":
+            assert states[trial_id] == ("COMPLETE", EPOCHS)
+
+
+def test_a_failing_trial_is_recorded_with_its_first_line_and_the_search_goes_on(pruned_run: tuple) -> None:
+    run_dir, summary = pruned_run
+    trials = read_csv(run_dir / "trials.csv")
+    failed = [t for t in trials if t["status"] == "failed"]
+    assert sorted(t["init.scheme"] for t in failed) == sorted(BASE)
+    assert {t["error"] for t in failed} == {f"RuntimeError: curve {KINDS.index('broken')} broke"}
+    assert len(trials) == len(KINDS) * len(BASE)
+    states = {trial_id: state for trial_id, state, _ in optuna_trials(run_dir / "optuna.db")}
+    assert {states[t["trial_id"]] for t in failed} == {"FAIL"}
+    assert f"failed: {failed[0]['trial_id']}" in summary and "RuntimeError: curve 6 broke" in summary
+    assert f"records: {run_dir}" in summary and "incomplete" not in summary
+
+
+# The real CLI and engine on the 2-node cluster: kill the driver mid-run, resume, check the records
+
+
+TINY = ["--set", "epochs=2", "--set", "seeds=2", "--set", "data.classes=2"]
+TINY += ["--set", "data.train_per_class=20", "--set", "data.val_per_class=10"]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(cluster: str, mini_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    results = tmp_path_factory.mktemp("kill")
+    command = [
+        sys.executable,
+        "-m",
+        "tinyab",
+        "search",
+        "init_vs_wd",
+        "--profile",
+        "smoke",
+        "--data",
+        str(mini_zip),
+    ]
+    command += ["--results", str(results), "--address", cluster, *TINY]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    trials_csv = None
+    while time.monotonic() < deadline and driver.poll() is None:
+        found = list(results.glob("init_vs_wd/*/trials.csv"))
+        if found and len(read_csv(found[0])) >= 3:
+            trials_csv = found[0]
+            break
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    first_output = driver.communicate()[0].decode()
+    assert trials_csv is not None, first_output
+    before = read_csv(trials_csv)
+    resumed = subprocess.run(
+        [*command, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    return trials_csv.parent, before, resumed, first_output
+
+
+def test_a_killed_driver_resumes_and_every_trial_is_recorded_exactly_once(killed_and_resumed: tuple) -> None:
+    run_dir, before, resumed, _ = killed_and_resumed
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert 3 <= len(before) < 12, "the driver was not killed mid-run"
+    trials = read_csv(run_dir / "trials.csv")
+    ids = [t["trial_id"] for t in trials]
+    assert sorted(ids) == [f"t{i:04d}" for i in range(12)]  # 2 schemes x 3 decays x 2 seeds, once each
+    assert trials[: len(before)] == before  # what was recorded before the kill is kept as it was
+    assert f"trials: 12 ({len(before)} already recorded, {12 - len(before)} to run)" in resumed.stdout
+    assert all(t["status"] == "completed" for t in trials)
+    epochs = read_csv(run_dir / "epochs.csv")
+    assert sorted((e["trial_id"], e["epoch"]) for e in epochs) == sorted(
+        (i, e) for i in ids for e in ("1", "2")
+    )
+    per_class = read_csv(run_dir / "per_class.csv")
+    assert sorted((p["trial_id"], p["class_index"]) for p in per_class) == sorted(
+        (i, c) for i in ids for c in "01"
+    )
+    states = optuna_trials(run_dir / "optuna.db")
+    assert sorted(i for i, state, _ in states if state == "COMPLETE") == sorted(ids)  # one per trial
+    assert {state for _, state, _ in states if state != "COMPLETE"} <= {"FAIL"}  # abandoned by the kill
+    # paired design: every arm ran with the same seeds
+    seeds = {}
+    for t in trials:
+        seeds.setdefault((t["init.scheme"], t["optim.weight_decay"]), set()).add(t["seed"])
+    assert len(seeds) == 6 and all(s == {"0", "1"} for s in seeds.values())
+    study = yaml.safe_load((run_dir / "study.yaml").read_text())
+    assert study["kind"] == "search" and study["seeds"] == [0, 1]
+    environment = json.loads((run_dir / "environment.json").read_text())
+    assert environment["packages"]["ray"] and environment["git"]["commit"]
+
+
+def test_trials_ran_on_both_nodes_of_the_cluster(killed_and_resumed: tuple) -> None:
+    run_dir, _, _resumed, first_output = killed_and_resumed
+    nodes = {t["node"] for t in read_csv(run_dir / "trials.csv")}
+    assert len(nodes) == 2, nodes  # two nodes on one machine: same IP, different node ids
+    assert "2 CPU" in first_output and "ray: Ray at" in first_output

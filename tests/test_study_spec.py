@@ -1,0 +1,168 @@
+"""Study files: the shipped studies, the plan they expand to, and one-line errors for bad files (no Ray)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tinyab.cli import main
+from tinyab.study.plan import plan_trials
+from tinyab.study.records import RecordsWriter, trial_columns
+from tinyab.study.spec import build_study, load_study, study_files
+
+SHIPPED = ["clr_bounds", "dropout", "init_vs_wd", "resolution_schedule", "seed_net2"]
+
+GOOD = {
+    "name": "tiny",
+    "question": "Does it work?",
+    "recipe": "smoke",
+    "params": {
+        "init.scheme": {"role": "scientific", "type": "grid", "values": ["variance_scaling", "xavier"]},
+        "optim.lr": {"role": "nuisance", "type": "loguniform", "low": 0.01, "high": 0.5},
+    },
+    "num_samples": 2,
+    "seeds": 3,
+    "sampler": {"name": "tpe", "seed": 1},
+    "pruner": {"name": "median", "warmup_epochs": 2},
+    "profiles": {"smoke": {"seeds": 2}, "full": {}},
+}
+
+
+def test_shipped_studies_load_in_both_profiles() -> None:
+    assert sorted(study_files()) == SHIPPED
+    for name in SHIPPED:
+        for profile in ("smoke", "full"):
+            study = load_study(name, profile)
+            assert study.question.endswith("?")
+            assert plan_trials(study)
+
+
+def test_init_vs_wd_smoke_meets_the_acceptance_shape() -> None:
+    study = load_study("init_vs_wd", "smoke")
+    assert study.params["init.scheme"].values == ["variance_scaling", "xavier"]
+    wd = study.params["optim.weight_decay"].values
+    assert len(wd) >= 3 and all(isinstance(v, float) for v in wd)  # YAML strings became floats
+    assert len(study.seed_list) >= 3
+    assert len(plan_trials(study)) == 2 * len(wd) * len(study.seed_list)
+
+
+def test_grid_arms_are_crossed_with_the_same_seeds() -> None:
+    study = build_study(GOOD, "tiny.yaml", "smoke")
+    slots = plan_trials(study)
+    assert len(slots) == 2 * 2 * 2  # arms x num_samples x seeds
+    assert len({s.trial_id for s in slots}) == len(slots)
+    for arm in range(2):
+        seeds = sorted(s.seed for s in slots if s.arm == arm and s.config == 0)
+        assert seeds == [0, 1]  # every arm gets exactly the same seeds: paired comparisons
+
+
+def test_set_overrides_go_to_the_study_or_the_recipe() -> None:
+    study = build_study(GOOD, "tiny.yaml", "full", {"seeds": 5, "epochs": 2, "data": {"classes": 3}})
+    assert study.seed_list == [0, 1, 2, 3, 4]
+    recipe = study.recipe_for({"init.scheme": "xavier", "optim.lr": 0.1}, seed=4)
+    assert (recipe.epochs, recipe.data.classes, recipe.init.scheme, recipe.seed) == (2, 3, "xavier", 4)
+    resolved = study.resolved("full", "tiny.yaml")
+    assert resolved["kind"] == "search"
+    assert resolved["params"]["epochs"] == {"role": "fixed", "value": 2}
+    assert resolved["params"]["init.scheme"]["role"] == "scientific"
+
+
+def test_spaces_lists_every_study_with_its_question(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spaces"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == SHIPPED
+    assert all(line.rstrip().endswith("?") for line in lines)
+
+
+def _bad(where: str, value: object) -> dict:
+    """GOOD with one change: ``where`` is "key" or "section/key" (param keys keep their dots)."""
+    data = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = where.split("/")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+BAD_FILES = [
+    (_bad("optimiser", 1), "tiny.yaml.optimiser: unknown key"),
+    (_bad("seeds", "three"), "tiny.yaml.seeds: expected"),
+    (
+        _bad("params/optim.lr", {"role": "nuisance", "type": "choice", "values": []}),
+        "tiny.yaml.params.optim.lr.values: expected a non-empty list",
+    ),
+    (
+        _bad("params/optim.lr", {"role": "nuisance", "type": "uniform", "low": 0.5, "high": 0.1}),
+        "tiny.yaml.params.optim.lr.low: must be below high",
+    ),
+    (_bad("sampler", {"name": "tpee"}), "tiny.yaml.sampler.name: expected one of"),
+    (_bad("pruner", {"name": "medain"}), "(did you mean 'median'?)"),
+    (_bad("pruner", {"name": "median", "options": {"n_startup": 2}}), "tiny.yaml.pruner.options.n_startup"),
+    (
+        _bad("params/x", {"role": "scientific", "type": "uniform", "low": 0, "high": 1}),
+        "a scientific parameter must be grid or choice",
+    ),
+    (_bad("question", None), "tiny.yaml.question: required field is missing"),
+    (_bad("profiles/smoke", {"seeds": 0}), "tiny.yaml (profile smoke).seeds: expected"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_FILES, ids=[m for _, m in BAD_FILES])
+def test_bad_study_files_exit_2_with_one_line_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: dict, message: str
+) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    results = tmp_path / "results"
+    code = main(["search", str(path), "--profile", "smoke", "--results", str(results), "--data", "x.zip"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("tinyab: error: ") and str(path) in err and message in err, err
+    assert not results.exists()
+
+
+def test_empty_choice_list_and_unknown_recipe_field_are_named(tmp_path: Path) -> None:
+    from tinyab.errors import ConfigError
+
+    empty = _bad("params/optim.lr", {"role": "nuisance", "type": "choice", "values": []})
+    with pytest.raises(ConfigError, match=r"tiny.yaml.params.optim.lr.values: expected a non-empty list"):
+        build_study(empty, "tiny.yaml", None)
+    typo = _bad("params/optim.weight_decy", {"role": "scientific", "type": "grid", "values": [0.1]})
+    with pytest.raises(ConfigError, match=r"not a recipe field \(did you mean 'optim.weight_decay'\?\)"):
+        build_study(typo, "tiny.yaml", None)
+    wrong_value = _bad("params/init.scheme", {"role": "scientific", "type": "grid", "values": ["he"]})
+    with pytest.raises(ConfigError, match=r"params.init.scheme: value 'he' rejected"):
+        build_study(wrong_value, "tiny.yaml", None)
+
+
+def test_unknown_study_name_lists_the_available_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "init_vs_wdd", "--data", "x.zip"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown study 'init_vs_wdd' (did you mean 'init_vs_wd'?)" in err
+    assert all(name in err for name in SHIPPED)
+
+
+def test_records_reopen_repairs_what_a_kill_leaves(tmp_path: Path) -> None:
+    """A torn last line and detail rows of an unrecorded trial are dropped; recorded trials stay."""
+    run = tmp_path / "run"
+    writer = RecordsWriter(run, trial_columns(["optim.lr"]))
+    writer.create({"name": "x"}, {"python": "3"})
+    epoch = {"epoch": 1, "val_top1": 0.5}
+    writer.append({"trial_id": "t0000", "status": "completed", "seed": 0, "optim.lr": 0.1}, [epoch], [])
+    writer._write("epochs.csv", [{**epoch, "trial_id": "t0001"}])  # killed before t0001's trials row
+    writer.close()
+    with (run / "trials.csv").open("a") as f:
+        f.write("t0002,compl")  # killed mid-write
+    finished = RecordsWriter(run, trial_columns(["optim.lr"])).reopen()
+    assert list(finished) == ["t0000"]
+    with (run / "epochs.csv").open() as f:
+        assert [row["trial_id"] for row in csv.DictReader(f)] == ["t0000"]
+    assert (run / "trials.csv").read_text().endswith("\n")

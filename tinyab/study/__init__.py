@@ -1,0 +1,1 @@
+"""Studies: what varies around a recipe (schema), and the Ray Tune + Optuna runner that executes them."""

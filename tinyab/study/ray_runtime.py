@@ -1,0 +1,159 @@
+"""Ray for one search: a local instance (session files in a short temporary folder) or a cluster.
+
+The local instance's dashboard binds to 127.0.0.1 and keeps Ray's token authentication; binding it
+elsewhere is the caller's explicit choice and is announced with a warning. A dashboard that cannot
+start does not stop the search: the reason is reported instead of the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyab.errors import UserError
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+DASHBOARD_PORT = 8265
+
+
+@dataclass
+class RayInfo:
+    """What the driver tells the user about the Ray it runs on."""
+
+    address: str
+    local: bool
+    dashboard_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+def token_path() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _short_temp_dir() -> str:
+    """Ray's Unix sockets live under its temp dir; their paths must stay under ~107 characters."""
+    base = "/tmp" if Path("/tmp").is_dir() else None
+    return tempfile.mkdtemp(prefix="tinyab-ray-", dir=base)
+
+
+def free_port(host: str, first: int = DASHBOARD_PORT, tries: int = 20) -> int | None:
+    """The first port from ``first`` that ``host`` can bind (another Ray may hold 8265)."""
+    for port in range(first, first + tries):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def _dashboard_status(url: str | None) -> str | None:
+    """None when the dashboard answers at ``url``; else why not."""
+    if not url:
+        return "Ray did not start it (see Ray's dashboard log)"
+    try:
+        with urllib.request.urlopen(f"http://{url}/", timeout=5) as response:
+            response.read(1)
+    except urllib.error.HTTPError:
+        return None  # it answered (e.g. 401 without the token)
+    except OSError as err:
+        return f"no answer at http://{url}/ ({err})"
+    return None
+
+
+def _describe_dashboard(info: RayInfo, url: str | None, wanted: bool, host: str) -> None:
+    if not wanted:
+        info.notes.append("dashboard: off (--no-dashboard)")
+        return
+    problem = _dashboard_status(url)
+    if problem:
+        info.notes.append(f"dashboard: not available, continuing without it: {problem}")
+        return
+    info.dashboard_url = f"http://{url}"
+    info.notes.append(f"dashboard: http://{url} (login token in {token_path()})")
+    if host not in LOCAL_HOSTS:
+        info.notes.append(
+            f"WARNING: the dashboard listens on {host}: anyone who can reach this machine can try it "
+            "(token authentication stays on)"
+        )
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None,
+    *,
+    dashboard: bool = True,
+    dashboard_host: str = "127.0.0.1",
+    num_cpus: int | None = None,
+) -> Iterator[RayInfo]:
+    """Connect to ``address`` or start a local Ray; shut it down (and remove its files) afterwards.
+
+    If this process is already connected to Ray (a test, a notebook), that connection is used as is.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield RayInfo(address="(this process's Ray)", local=False, resources=ray.cluster_resources())
+        return
+    temp_dir = None if address else _short_temp_dir()
+    kwargs: dict = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        kwargs["address"] = address
+    else:
+        port = free_port(dashboard_host) if dashboard else None
+        kwargs.update(
+            _temp_dir=temp_dir,
+            num_cpus=num_cpus,
+            include_dashboard=None if port else False,
+            dashboard_host=dashboard_host,
+            dashboard_port=port or DASHBOARD_PORT,
+        )
+    try:
+        context = ray.init(**kwargs)
+    except (ConnectionError, ValueError) as err:
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        if not address:
+            raise UserError(f"cannot start a local Ray instance: {str(err).splitlines()[0]}") from None
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = (
+                " (a cluster started with `ray start` requires its token: set RAY_AUTH_MODE=token and "
+                f"provide the token in {token_path()} or RAY_AUTH_TOKEN)"
+            )
+        raise UserError(
+            f"--address: cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}{hint}"
+        ) from None
+    try:
+        info = RayInfo(
+            address=address or context.address_info.get("gcs_address", "local"),
+            local=not address,
+            resources=ray.cluster_resources(),
+        )
+        if address:
+            url = context.dashboard_url
+            info.dashboard_url = f"http://{url}" if url else None
+            info.notes.append(f"dashboard: http://{url}" if url else "dashboard: the cluster has none")
+        elif dashboard and not port:
+            info.notes.append(
+                "dashboard: not available, continuing without it: "
+                f"ports {DASHBOARD_PORT}-{DASHBOARD_PORT + 19} on {dashboard_host} are all in use"
+            )
+        else:
+            _describe_dashboard(info, context.dashboard_url, dashboard, dashboard_host)
+        yield info
+    finally:
+        ray.shutdown()
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
