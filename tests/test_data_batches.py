@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from tinyab.config import AugmentConfig
+from tinyab.data import augment as aug
 from tinyab.data import eval_batches, load_arrays, train_batches
 from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD
 
@@ -132,6 +134,21 @@ def test_color_jitter_changes_each_image_within_the_valid_range(images):
     assert all((o - s).abs().mean() > 1e-3 for o, s in zip(batch.images, source, strict=True))
     low, high = (0 - MEAN) / STD, (1 - MEAN) / STD
     assert (batch.images >= low - 1e-5).all() and (batch.images <= high + 1e-5).all()
+
+
+def test_jitter_matches_torchvision_adjustments_where_nothing_clips(images):
+    x = reference(images[:16]) * STD + MEAN  # back to [0, 1]
+    x = (x * 0.5 + 0.25).contiguous(memory_format=torch.channels_last)  # mid-range: no step clips
+    g = torch.Generator().manual_seed(0)
+    b, c, s = (torch.rand(16, generator=g) * 0.6 + 0.7 for _ in range(3))
+    expected = torch.stack(
+        [
+            TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(xi, bi), ci), si)
+            for xi, bi, ci, si in zip(x, b.tolist(), c.tolist(), s.tolist(), strict=True)
+        ]
+    )
+    got = aug.jitter(x * 255, b, c, s) / 255
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
 
 
 def test_mixup_is_a_convex_combination_of_two_batch_images(images):

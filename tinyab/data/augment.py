@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
-_LUMA = (0.299, 0.587, 0.114)
+# Luma weights exactly as torchvision's rgb_to_grayscale (ITU-R 601).
+_LUMA = (0.2989, 0.587, 0.114)
 
 
 def uniform(
@@ -83,20 +83,26 @@ def random_resized_crop(
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def jitter(
+    images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, saturation: torch.Tensor
+) -> torch.Tensor:
+    """Brightness, contrast, then saturation of float N×3×H×W images (0..255) by per-image factors,
+    in place. As torchvision's adjust_* functions, except for one clamp to 0..255 at the end instead of
+    one per step: the three steps then fuse into x·c·b·s + grey(x)·c·b·(1-s) + mean_grey(x)·(1-c)·b,
+    with the grey image from one 1×1 convolution (fast in channels_last)."""
+    luma = torch.tensor(_LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    grey = F.conv2d(images, luma)  # N×1×H×W
+    mean = grey.mean((2, 3), keepdim=True)
+    b, c, s = (f.view(-1, 1, 1, 1) for f in (brightness, contrast, saturation))
+    shift = grey.mul_(c * b * (1 - s)).add_((1 - c) * b * mean)
+    return images.mul_(c * b * s).add_(shift).clamp_(0, 255)
+
+
 def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast and saturation of each float N×3×H×W image (0..255) scaled by factors in
-    [1-strength, 1+strength], in that fixed order, clamped to 0..255 after each step (in place)."""
+    """:func:`jitter` with factors drawn uniformly from [1-strength, 1+strength] per image."""
     n, device = len(images), images.device
-    low, high = 1 - strength, 1 + strength
-    luma = torch.tensor(_LUMA, device=device, dtype=images.dtype).view(1, 3, 1, 1)
-    brightness = uniform(n, low, high, generator, device).view(n, 1, 1, 1)
-    images.mul_(brightness).clamp_(0, 255)
-    contrast = uniform(n, low, high, generator, device).view(n, 1, 1, 1)
-    mean = (images * luma).sum(1, keepdim=True).mean((2, 3), keepdim=True)
-    images.sub_(mean).mul_(contrast).add_(mean).clamp_(0, 255)
-    saturation = uniform(n, low, high, generator, device).view(n, 1, 1, 1)
-    gray = (images * luma).sum(1, keepdim=True)
-    return images.sub_(gray).mul_(saturation).add_(gray).clamp_(0, 255)
+    factors = [uniform(n, 1 - strength, 1 + strength, generator, device) for _ in range(3)]
+    return jitter(images, *factors)
 
 
 def beta(alpha: float, generator: torch.Generator) -> float:
