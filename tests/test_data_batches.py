@@ -39,24 +39,22 @@ def one_batch(images, cfg, *, px=64, seed=0, batch_size=32, augment_on=True):
     return next(iter(train_batches(images, labels, **kwargs)))
 
 
-def test_shapes_dtypes_and_memory_format(images):
+@pytest.mark.parametrize(
+    "cfg", [AugmentConfig(), AugmentConfig(crop="random_resized", color_jitter=0.3, cutmix=1.0)]
+)
+def test_shapes_dtypes_and_memory_format(images, cfg):
     for px in (64, 40, 32):
+        g = torch.Generator().manual_seed(1)
         batches = list(
             train_batches(
-                images,
-                torch.arange(64),
-                batch_size=24,
-                px=px,
-                augment=AugmentConfig(),
-                augment_on=True,
-                generator=torch.Generator().manual_seed(1),
+                images, torch.arange(64), batch_size=24, px=px, augment=cfg, augment_on=True, generator=g
             )
         )
         assert len(batches) == 2  # 64 // 24, last partial batch dropped
         for b in batches:
             assert b.images.shape == (24, 3, px, px) and b.images.dtype == torch.float32
             assert b.images.is_contiguous(memory_format=torch.channels_last)
-            assert b.labels.dtype == torch.int64 and b.mix is None
+            assert b.labels.dtype == torch.int64 and (b.mix is None) == (cfg.cutmix == 0)
     evals = list(eval_batches(images, torch.arange(64), batch_size=24))
     assert [len(b.labels) for b in evals] == [24, 24, 16]
     assert all(b.images.is_contiguous(memory_format=torch.channels_last) for b in evals)
@@ -121,9 +119,13 @@ def test_pad_crop_is_a_shifted_window_of_the_reflect_padded_image(images):
     assert len(set(shifts)) > 10 and any(s != (pad, pad) for s in shifts)
 
 
-def test_random_resized_crop_at_full_scale_is_the_identity(images):
+def test_random_resized_crop_at_full_scale_is_the_antialiased_resize(images):
     full = one_batch(images, AugmentConfig(crop="random_resized", min_scale=1.0, flip=False))
     torch.testing.assert_close(full.images, reference(images[full.labels]), atol=1e-4, rtol=0)
+    small = one_batch(images, AugmentConfig(crop="random_resized", min_scale=1.0, flip=False), px=24)
+    src = images[small.labels].permute(0, 3, 1, 2).float()
+    expected = (F.interpolate(src, size=(24, 24), mode="bilinear", antialias=True) / 255 - MEAN) / STD
+    torch.testing.assert_close(small.images, expected, atol=1e-4, rtol=0)
     cropped = one_batch(images, AugmentConfig(crop="random_resized", min_scale=0.25, flip=False))
     assert (cropped.images - reference(images[cropped.labels])).abs().mean() > 0.1
 

