@@ -13,7 +13,7 @@ from PIL import Image
 from test_data_helpers import ROOT, build_small_dataset, read_annotations, zip_folder
 
 import tinyab.data.arrays as arrays
-from tinyab.data import load_arrays
+from tinyab.data import cache, load_arrays
 from tinyab.errors import DataError
 
 
@@ -118,3 +118,12 @@ def test_failed_decode_leaves_nothing_cached(mini_zip, tmp_path):
 def test_impossible_subsets_are_refused(mini_zip, tmp_path, kwargs, message):
     with pytest.raises(DataError, match=message):
         load_arrays(mini_zip, cache_dir=tmp_path, progress=False, **kwargs)
+
+
+def test_an_unreadable_cache_file_is_replaced(mini_zip, tmp_path):
+    subset = {"classes": 2, "train_per_class": 2, "val_per_class": 1}
+    target = cache.cache_file(tmp_path, cache.cache_key(mini_zip, subset))
+    target.write_bytes(b"not a torch file")
+    data = load_arrays(mini_zip, cache_dir=tmp_path, progress=False, **subset)
+    assert data.train_x.shape == (4, 64, 64, 3)
+    assert torch.load(target, weights_only=True)["train_y"].tolist() == [0, 0, 1, 1]

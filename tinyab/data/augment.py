@@ -1,8 +1,9 @@
 """Per-image random augmentation of whole batches, vectorised on the batch's device.
 
 Every random number comes from the caller's ``torch.Generator`` (drawn on the generator's device and
-moved to the batch's), so one seed gives the same batches. Geometry works on uint8 by index arithmetic:
-the reflect-padded crop and the horizontal flip become one gather from the dataset tensor.
+moved to the batch's), so one seed gives the same batches. The reflect-padded crop and the flip are
+index arithmetic on uint8 (one gather from the dataset tensor); the random-resized crop is a separable
+resampling by per-image weight matrices.
 """
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ def mixup(images: torch.Tensor, lam: float, partner: torch.Tensor) -> torch.Tens
     return images * lam + images[partner] * (1 - lam)
 
 
-def cutmix(images: torch.Tensor, lam: float, partner: torch.Tensor, generator: torch.Generator) -> tuple:
+def cutmix(
+    images: torch.Tensor, lam: float, partner: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, float]:
     """Paste one box of area ~(1-lam) from ``images[partner]`` into every image; returns the images and
     lam corrected to the box's exact area after clipping to the image."""
     size = images.shape[-1]
@@ -137,7 +140,7 @@ def cutmix(images: torch.Tensor, lam: float, partner: torch.Tensor, generator: t
     top, bottom = max(cy - cut // 2, 0), min(cy + (cut + 1) // 2, size)
     left, right = max(cx - cut // 2, 0), min(cx + (cut + 1) // 2, size)
     mixed = images.clone()
-    mixed[:, :, top:bottom, left:right] = images[partner][:, :, top:bottom, left:right]
+    mixed[:, :, top:bottom, left:right] = images[partner, :, top:bottom, left:right]
     return mixed, 1 - (bottom - top) * (right - left) / size**2
 
 

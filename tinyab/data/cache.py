@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def load_entry(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         entry = torch.load(path, weights_only=True, mmap=True)
-    except (RuntimeError, OSError, EOFError, ValueError):
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
         return None  # unreadable (e.g. written by another torch): decode again and overwrite
     if not isinstance(entry, dict) or entry.get("key") != json.dumps(key, sort_keys=True):
         return None
