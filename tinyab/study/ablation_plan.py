@@ -17,7 +17,7 @@ import pandas as pd
 
 from tinyab.analysis.stats import minimal_detectable_effect
 from tinyab.study.ablation import Ablation
-from tinyab.study.ablation_design import BASELINE_ARM
+from tinyab.study.ablation_design import BASELINE_ARM, rerun_trials, tuning_trials
 
 DEFAULT_SEED_SD = 0.015  # accuracy as a fraction: 1.5 points
 ALPHA = 0.05
@@ -128,6 +128,7 @@ def make_plan(
         )
     n = len(ablation.seeds)
     mde = minimal_detectable_effect(n, n, sd_diff, ALPHA, paired=True, power=POWER)
-    tune_runs = ablation.trials_per_arm * len(ablation.arms)
-    rerun_runs = len(ablation.seeds) * len(ablation.arms)
+    tuning = tuning_trials(ablation.arms, ablation.trials_per_arm, ablation.tune_seed)
+    tune_runs = sum(len(seeds) for seeds in tuning.values())
+    rerun_runs = len(rerun_trials(ablation.arms, ablation.seeds, {arm.name: {} for arm in ablation.arms}))
     return AblationPlan(ablation, tune_runs, rerun_runs, images, sd_diff, source, mde)

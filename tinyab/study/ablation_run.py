@@ -27,7 +27,6 @@ from tinyab.study.ablation_design import BASELINE_ARM, Phase, best_nuisance
 from tinyab.study.spec import ParamSpec, PrunerConfig, ResourcesConfig, SamplerConfig, StudySpec
 
 Printer = Callable[[str], None]
-PHASES: tuple[Phase, Phase] = ("tune", "rerun")
 
 
 class AblationPhase(StudySpec):
