@@ -328,3 +328,44 @@ def test_trials_ran_on_both_nodes_of_the_cluster(killed_and_resumed: tuple) -> N
     nodes = {t["node"] for t in read_csv(run_dir / "trials.csv")}
     assert len(nodes) == 2, nodes  # two nodes on one machine: same IP, different node ids
     assert "2 CPU" in first_output and "ray: Ray at" in first_output
+
+
+# The default path: a local Ray with its dashboard, the profile chosen automatically
+
+
+def test_local_search_with_dashboard_and_auto_profile(mini_zip: Path, tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from tinyab.study.ray_runtime import token_path
+
+    command = [sys.executable, "-m", "tinyab", "search", "init_vs_wd", "--data", str(mini_zip)]
+    command += ["--results", str(tmp_path), *TINY, "--set", "seeds=1"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    driver = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert driver.stdout is not None
+    lines = []
+    for line in driver.stdout:
+        lines.append(line)
+        if line.startswith("dashboard:"):
+            break
+    url = lines[-1].split()[1]
+    assert url.startswith("http://127.0.0.1:"), lines
+    with urllib.request.urlopen(url + "/", timeout=10) as page:  # while the search runs
+        assert page.status == 200
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(url + "/api/version", timeout=10)
+    token = token_path().read_text().strip()
+    request = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    output = "".join(lines) + driver.stdout.read()
+    assert driver.wait(timeout=300) == 0, output
+    assert "profile: auto -> smoke (no GPU is visible" in output
+    assert "trials: 6 (0 already recorded, 6 to run)" in output and "images to process: 720" in output
+    run_dir = Path(output.strip().splitlines()[-2].removeprefix("records: "))
+    trials = read_csv(run_dir / "trials.csv")
+    assert [t["status"] for t in trials] == ["completed"] * 6
+    assert all(0.0 <= float(t["best_val_top1"]) <= 1.0 and t["device"] == "cpu" for t in trials)
