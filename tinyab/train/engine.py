@@ -128,7 +128,9 @@ class Trainer:
             augment_on=augment_on,
             generator=self.generator,
         )
+        lr = self.schedule.lr
         for batch in batches:
+            lr = self.schedule.lr
             loss, hits = self.train_step(batch)
             self.schedule.step()
             n = batch.labels.numel()
@@ -141,6 +143,7 @@ class Trainer:
         return {
             "train_loss": loss_sum.item() / max(seen, 1),
             "train_top1": correct.item() / max(seen, 1),
+            "lr": lr,
             "resolution": px,
             "seconds": seconds,
             "images_per_s": seen / seconds if seconds > 0 else 0.0,
@@ -248,7 +251,6 @@ def train(
             val_loss=evaluation.loss,
             val_top1=evaluation.top1,
             val_top5=evaluation.top5,
-            lr=trainer.schedule.lr,
         )
         trainer.history.append(metrics)
         diverged = not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"]))

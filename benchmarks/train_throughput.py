@@ -1,0 +1,152 @@
+"""Training images/s: tinyab's data path against the standard torchvision pipeline, in one run.
+
+Both sides train the same model with the same optimiser, batch size and device. The baseline is what most
+notebooks do: an ``ImageFolder`` over the extracted JPEGs, decoded every epoch, torchvision transforms
+(reflect-padded random crop, flip, resize, normalise) and a ``DataLoader`` with worker processes. tinyab keeps
+the whole dataset as uint8 on the device and augments whole batches there.
+
+    python benchmarks/train_throughput.py --model resnet_small --stem cifar --px 32
+    python benchmarks/train_throughput.py --model resnet18 --stem imagenet --px 64
+    python benchmarks/train_throughput.py --model resnet18 --stem cifar --px 64 --device cuda   # bf16
+
+Needs torch and torchvision only (no Ray, no Optuna): it runs on a GPU machine as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tinyab.config import load_recipe  # noqa: E402
+from tinyab.data import Batch, train_batches  # noqa: E402
+from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from tinyab.train.engine import Trainer, build_trainer  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
+
+
+def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
+    """Images per second over ``steps`` optimiser steps after ``warmup`` steps, data loading included."""
+    trainer.model.train()
+    seen = 0
+    start = 0.0
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            start, seen = time.perf_counter(), 0
+        trainer.train_step(batch)
+        seen += batch.labels.numel()
+        if i + 1 == warmup + steps:
+            break
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
+def tinyab_batches(trainer: Trainer, px: int):
+    while True:
+        yield from train_batches(
+            trainer.train_x,
+            trainer.train_y,
+            batch_size=trainer.recipe.batch_size,
+            px=px,
+            augment=trainer.recipe.augment,
+            augment_on=True,
+            generator=trainer.generator,
+        )
+
+
+def torchvision_batches(root: Path, trainer: Trainer, px: int, workers: int):
+    """The standard pipeline: JPEG decode + per-image transforms in DataLoader workers, every epoch."""
+    pipeline = transforms.Compose(
+        [
+            transforms.RandomCrop(64, padding=4, padding_mode="reflect"),
+            transforms.RandomHorizontalFlip(),
+            transforms.Resize(px, antialias=True),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    dataset = datasets.ImageFolder(root / "train", transform=pipeline)
+    wanted = set(range(trainer.num_classes))
+    dataset.samples = [s for s in dataset.samples if s[1] in wanted]
+    loader = DataLoader(
+        dataset,
+        batch_size=trainer.recipe.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=trainer.device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    while True:
+        for images, labels in loader:
+            images = images.to(trainer.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            yield Batch(images=images, labels=labels.to(trainer.device, non_blocking=True), mix=None)
+
+
+def extract_train_split(zip_path: Path, target: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as archive:
+        members = [m for m in archive.namelist() if "/train/" in m and not m.endswith("/")]
+        archive.extractall(target, members=[m for m in members if not m.startswith("/") and ".." not in m])
+    return target / "tiny-imagenet-200"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)))
+    parser.add_argument("--model", default="resnet_small")
+    parser.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    parser.add_argument("--px", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--classes", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 2))
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    recipe = load_recipe(
+        "smoke",
+        {
+            "batch_size": args.batch,
+            "data": {"classes": args.classes},
+            "model": {"arch": args.model, "stem": args.stem},
+            "resolution": [[1, args.px]],
+            "augment": {"crop": "pad", "pad": 4, "flip": True},
+        },
+    )
+    setup = time.perf_counter()
+    trainer = build_trainer(recipe, data=args.data, device=args.device, progress=False)
+    setup = time.perf_counter() - setup
+    print(
+        f"model {args.model} ({args.stem} stem), {args.px} px, batch {args.batch}, device {trainer.device}"
+        f"{' (bf16 autocast)' if trainer.autocast else ''}, {len(trainer.train_y)} train images"
+    )
+    ours = timed_steps(trainer, tinyab_batches(trainer, args.px), args.steps, args.warmup)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = extract_train_split(Path(args.data), Path(tmp))
+        baseline_trainer = build_trainer(recipe, data=args.data, device=args.device, progress=False)
+        loader = torchvision_batches(root, baseline_trainer, args.px, args.workers)
+        theirs = timed_steps(baseline_trainer, loader, args.steps, args.warmup)
+    print(f"tinyab data path           {ours:10.1f} images/s   (one-time decode/cache load {setup:.1f} s)")
+    print(f"torchvision DataLoader ({args.workers}w) {theirs:10.1f} images/s")
+    print(f"ratio                      {ours / theirs:10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
