@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import zipfile
@@ -26,14 +25,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tinyab.config import load_recipe
+from tinyab.data import Batch, train_batches
+from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD
+from tinyab.train.engine import Trainer, build_trainer
 
-from tinyab.config import load_recipe  # noqa: E402
-from tinyab.data import Batch, train_batches  # noqa: E402
-from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from tinyab.train.engine import Trainer, build_trainer  # noqa: E402
-
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
 
 
 def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
@@ -93,7 +91,8 @@ def torchvision_batches(root: Path, trainer: Trainer, px: int, workers: int):
     )
     while True:
         for images, labels in loader:
-            images = images.to(trainer.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            images = images.to(trainer.device, non_blocking=True)
+            images = images.contiguous(memory_format=torch.channels_last)
             yield Batch(images=images, labels=labels.to(trainer.device, non_blocking=True), mix=None)
 
 
@@ -139,7 +138,8 @@ def main() -> None:
     )
     ours = timed_steps(trainer, tinyab_batches(trainer, args.px), args.steps, args.warmup)
     with tempfile.TemporaryDirectory() as tmp:
-        root = extract_train_split(Path(args.data), Path(tmp))
+        data = Path(args.data)
+        root = data if data.is_dir() else extract_train_split(data, Path(tmp))
         baseline_trainer = build_trainer(recipe, data=args.data, device=args.device, progress=False)
         loader = torchvision_batches(root, baseline_trainer, args.px, args.workers)
         theirs = timed_steps(baseline_trainer, loader, args.steps, args.warmup)
