@@ -319,3 +319,16 @@ def test_plan_uses_the_spread_of_an_earlier_run(tmp_path: Path) -> None:
     path = write(tmp_path, SMALL)
     plan = make_plan(load_ablation(str(path), "smoke"), None, tmp_path / "tiny")
     assert plan.sd_diff == pytest.approx(expected) and str(run.parent) in plan.sd_source
+
+
+def test_resume_without_an_earlier_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, SMALL)
+    results = tmp_path / "results"
+    assert (
+        main(["ablate", str(path), "--profile", "smoke", "--results", str(results), "--resume", "--dry-run"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    expected = f"--resume: no run of ablation tiny (profile smoke) in {results / 'tiny'} to resume"
+    assert err == f"tinyab: error: {expected}\n"
+    assert not results.exists()
