@@ -112,13 +112,9 @@ def ray_session(
         kwargs["address"] = address
     else:
         port = free_port(dashboard_host) if dashboard else None
-        kwargs.update(
-            _temp_dir=temp_dir,
-            num_cpus=num_cpus,
-            include_dashboard=None if port else False,
-            dashboard_host=dashboard_host,
-            dashboard_port=port or DASHBOARD_PORT,
-        )
+        kwargs.update(_temp_dir=temp_dir, num_cpus=num_cpus, include_dashboard=None if port else False)
+        if port:
+            kwargs.update(dashboard_host=dashboard_host, dashboard_port=port)
     try:
         context = ray.init(**kwargs)
     except (ConnectionError, ValueError) as err:

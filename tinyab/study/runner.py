@@ -36,6 +36,7 @@ from tinyab.study.spec import StudySpec
 from tinyab.study.trainable import RESULT_KEY, run_trial
 
 Printer = Callable[[str], None]
+SUMMARY_KEYS = ("best_val_top1", "best_epoch", "final_val_top1", "final_train_top1", "epochs_run", "device")
 
 
 @dataclass
@@ -249,6 +250,8 @@ class SearchDriver:
         self.progress.running -= 1
         value = objective(epochs, self.study.metric, self.study.mode)
         row = self._row(info, status, epochs, last, error)
+        if payload is not None:  # the engine's own summary is authoritative (e.g. a diverged last epoch)
+            row.update({k: payload[k] for k in SUMMARY_KEYS if k in payload})
         self.records.append(row, epochs, per_class)
         self.bridge.finish(trial_id, status, value)
         self.rows.append(row)
@@ -263,17 +266,19 @@ class SearchDriver:
         last: dict[str, Any],
         error: str | None,
     ) -> dict[str, Any]:
-        top1 = [float(e["val_top1"]) for e in epochs if "val_top1" in e]
-        best_index = max(range(len(top1)), key=top1.__getitem__) if top1 else None
+        scored = [
+            (float(e["val_top1"]), int(e["epoch"])) for e in epochs if math.isfinite(float(e["val_top1"]))
+        ]
+        best = max(scored, key=lambda pair: pair[0]) if scored else (None, None)
         return {
             "trial_id": info["trial_id"],
             "status": status,
             "seed": info["seed"],
             **info["values"],
-            "best_val_top1": top1[best_index] if best_index is not None else None,
-            "final_val_top1": top1[-1] if top1 else None,
-            "final_train_top1": epochs[-1].get("train_top1") if epochs else None,
-            "best_epoch": int(epochs[best_index]["epoch"]) if best_index is not None else None,
+            "best_val_top1": best[0],
+            "final_val_top1": epochs[-1]["val_top1"] if epochs else None,
+            "final_train_top1": epochs[-1]["train_top1"] if epochs else None,
+            "best_epoch": best[1],
             "epochs_run": len(epochs),
             "wall_seconds": round(
                 time.perf_counter() - self.started.pop(info["trial_id"], time.perf_counter()), 3
@@ -465,7 +470,7 @@ def _quiet_tune() -> None:
     logs would only repeat them (and Tune then warns that the logs it did not write are missing)."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    for name in ("ray.tune.analysis.experiment_analysis", "ray.tune.search.searcher"):
+    for name in ("ray.tune.analysis.experiment_analysis", "ray.tune.search.searcher", "ray.tune.tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
