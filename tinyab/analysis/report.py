@@ -137,7 +137,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
             "arms",
             "Arms",
             arms,
-            f"{level} CI of the mean: {ci_methods} (t below 10 seeds, BCa bootstrap from 10).",
+            f"{level} CI of the mean: {ci_methods} (t below 10 seeds and above 1000, seeded BCa between).",
             hide,
         )
     )
