@@ -126,9 +126,10 @@ def test_baseline_and_by(capsys, factorial: Path, tmp_path: Path) -> None:
     comp = pd.read_csv(tmp_path / "comparisons.csv")
     assert len(comp) == 3 and set(comp["b"]) == {"scheme=xavier, weight_decay=5e-05"}
     assert (comp["design"] == "paired (5 pairs)").all()
-    code, _, _ = run_cli(capsys, factorial, "--by", INIT, "--out", tmp_path / "by", "--no-figures")
-    assert code == 0 and len(pd.read_csv(tmp_path / "by" / "arms.csv")) == 2
-    assert not (tmp_path / "by" / "anova.csv").exists()
+    assert (tmp_path / "anova.csv").is_file()
+    code, _, _ = run_cli(capsys, factorial, "--by", INIT, "--out", tmp_path, "--no-figures")
+    assert code == 0 and len(pd.read_csv(tmp_path / "arms.csv")) == 2
+    assert not (tmp_path / "anova.csv").exists()  # one factor: no ANOVA, and the old table is gone
 
 
 @pytest.mark.parametrize(

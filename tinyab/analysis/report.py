@@ -19,6 +19,8 @@ from tinyab.analysis.design import Design, resolve_design
 from tinyab.analysis.records import StudyRecords, load_studies
 
 MAX_VERDICTS = 12
+TABLE_KEYS = ("arms", "ablation", "comparisons", "anova", "isolation", "importance", "per_class")
+FIGURE_NAMES = ("learning_curves", "arms", "interaction", "schedule", "pruning", "forest")
 
 
 @dataclass
@@ -225,6 +227,12 @@ def write_outputs(report: StudyReport) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for table in report.tables:
         _write(out / f"{table.key}.csv", table.frame.to_csv(index=False))
+    # a previous report into the same folder may have had tables or figures this one has not
+    stale = [f"{k}.csv" for k in set(TABLE_KEYS) - {t.key for t in report.tables}]
+    drawn = {f.name for f in report.figures}
+    stale += [f"{n}.{ext}" for n in FIGURE_NAMES if n not in drawn for ext in ("png", "svg")]
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
     _write(out / "report.md", render.to_markdown(report))
     _write(out / "report.tex", render.to_latex(report))
     _write(out / "report.html", render.to_html(report))
