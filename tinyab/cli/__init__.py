@@ -25,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinyab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"tinyab.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"tinyab.cli.{name}":
-                continue  # command group not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"tinyab.cli.{name}").register(subparsers)
     return parser
 
 
