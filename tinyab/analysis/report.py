@@ -146,7 +146,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     single = arms.loc[arms["n"] < 2, "arm"].tolist()
     if single:
         report.warnings.append(
-            f"{len(single)} arm(s) with fewer than 2 completed seeds: no CI ({', '.join(single[:5])})"
+            f"{len(single)} arm(s) with fewer than 2 completed seeds: no CI ({'; '.join(single[:5])})"
         )
     if ablation is not None:
         report.tables.append(
