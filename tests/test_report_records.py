@@ -159,9 +159,10 @@ def write_factorial(run_dir: Path, **kwargs) -> Path:
 
 def write_sampled_search(run_dir: Path, trials_per_arm: int = 24, rng_seed: int = 0) -> Path:
     """init (grid) × log-uniform weight decay (nuisance) with an optimum near 5e-4, some trials pruned,
-    and the Optuna study in optuna.db (written through Optuna's own storage)."""
+    and optuna.db written through Optuna's storage like the driver: one study per arm, the arm's values in
+    the study's ``arm`` user attribute."""
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.distributions import FloatDistribution
 
     rng = np.random.default_rng(rng_seed)
     spec = study_spec("wd_search")
@@ -178,20 +179,23 @@ def write_sampled_search(run_dir: Path, trials_per_arm: int = 24, rng_seed: int 
         rows[i]["status"] = "pruned"
     write_run(run_dir, spec, [dict(r) for r in rows])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=f"sqlite:///{run_dir / 'optuna.db'}", study_name="wd_search", direction="maximize"
-    )
-    dists = {
-        INIT: CategoricalDistribution(["xavier", "variance_scaling"]),
-        WD: FloatDistribution(1e-5, 1e-2, log=True),
-    }
     trials = pd.read_csv(run_dir / "trials.csv")
-    study.add_trials(
-        optuna.trial.create_trial(
-            params={INIT: r[INIT], WD: r[WD]}, distributions=dists, value=r["best_val_top1"]
+    for i, init in enumerate(("xavier", "variance_scaling")):  # as the driver does: one Optuna study per arm
+        study = optuna.create_study(
+            storage=f"sqlite:///{run_dir / 'optuna.db'}",
+            study_name=f"wd_search [{i}] {INIT}={init}",
+            direction="maximize",
         )
-        for r in trials[trials["status"] == "completed"].to_dict("records")
-    )
+        study.set_user_attr("arm", {INIT: init})
+        done = trials[(trials["status"] == "completed") & (trials[INIT] == init)]
+        study.add_trials(
+            optuna.trial.create_trial(
+                params={WD: r[WD]},
+                distributions={WD: FloatDistribution(1e-5, 1e-2, log=True)},
+                value=r["best_val_top1"],
+            )
+            for r in done.to_dict("records")
+        )
     return run_dir
 
 

@@ -35,10 +35,10 @@ def fanova_importance(db: Path, seed: int = 0) -> tuple[pd.DataFrame | None, str
         return None, f"fANOVA skipped: cannot read {db} ({type(err).__name__})"
     if not names:
         return None, f"fANOVA skipped: {db} holds no study"
-    study = optuna.load_study(study_name=names[0], storage=storage)
-    trials = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
-    ]
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in names]
+    if any(len(st.directions) != 1 for st in studies):
+        return None, "fANOVA skipped: the Optuna study has several objectives"
+    trials = _pooled_trials(optuna, studies, TrialState.COMPLETE)
     if len(trials) < 2:
         return None, f"fANOVA skipped: {len(trials)} completed trial(s) in {db.name}"
     note = f"fANOVA over {len(trials)} completed Optuna trials"
@@ -46,9 +46,9 @@ def fanova_importance(db: Path, seed: int = 0) -> tuple[pd.DataFrame | None, str
         pick = np.random.default_rng(seed).choice(len(trials), MAX_TRIALS, replace=False)
         trials = [trials[i] for i in sorted(pick)]
         note = f"fANOVA over a seeded sample of {MAX_TRIALS} of the completed Optuna trials"
-    if len(study.directions) != 1:
-        return None, "fANOVA skipped: the Optuna study has several objectives"
-    sample = optuna.create_study(direction=study.direction)
+    if not any(len(t.distributions) for t in trials):
+        return None, "fANOVA skipped: the Optuna trials have no sampled parameters"
+    sample = optuna.create_study(direction=studies[0].direction)
     sample.add_trials(trials)
     try:
         importances = get_param_importances(
@@ -58,5 +58,36 @@ def fanova_importance(db: Path, seed: int = 0) -> tuple[pd.DataFrame | None, str
         return None, f"fANOVA skipped: {str(err).splitlines()[0]}"
     except ImportError:
         return None, "fANOVA skipped: scikit-learn is not installed"
+    if not importances:
+        return None, "fANOVA skipped: no parameter varies across the Optuna trials"
     table = pd.DataFrame({"param": list(importances), "importance": list(importances.values())})
     return table, note + " (descriptive: how much of the metric's variance each key explains)"
+
+
+def _pooled_trials(optuna, studies: list, complete) -> list:
+    """Completed trials of every study in the database as one list.
+
+    The search driver keeps one Optuna study per arm, with the arm's scientific values in the study's
+    ``arm`` user attribute; they are added back as categorical parameters so fANOVA sees them too.
+    """
+    from optuna.distributions import CategoricalDistribution
+
+    arms = [st.user_attrs.get("arm") if isinstance(st.user_attrs.get("arm"), dict) else {} for st in studies]
+    levels: dict[str, list] = {}
+    for arm in arms:
+        for key, value in arm.items():
+            if value not in levels.setdefault(key, []):
+                levels[key].append(value)
+    pooled = []
+    for st, arm in zip(studies, arms, strict=True):
+        for t in st.get_trials(deepcopy=False, states=(complete,)):
+            if t.value is None:
+                continue
+            extra = {k: v for k, v in arm.items() if k not in t.params}
+            dists = {k: CategoricalDistribution(levels[k]) for k in extra}
+            pooled.append(
+                optuna.trial.create_trial(
+                    params={**extra, **t.params}, distributions={**dists, **t.distributions}, value=t.value
+                )
+            )
+    return pooled
