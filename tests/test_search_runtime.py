@@ -58,3 +58,15 @@ def test_free_port_skips_a_port_in_use() -> None:
         taken = busy.getsockname()[1]
         found = free_port("127.0.0.1", first=taken, tries=50)
         assert found is not None and found > taken
+
+
+def test_a_study_asking_for_more_than_the_cluster_has_is_refused() -> None:
+    from tinyab.errors import UserError
+    from tinyab.study.runner import _check_fits
+    from tinyab.study.spec import load_study
+
+    full = load_study("init_vs_wd", "full")  # GPU fractions per trial
+    cpu_only = RayInfo(address="local", local=True, resources={"CPU": 16.0})
+    with pytest.raises(UserError, match=r"resources.gpus: a trial asks for 0.5 GPU, the Ray cluster has 0"):
+        _check_fits(full, cpu_only)
+    _check_fits(load_study("init_vs_wd", "smoke"), cpu_only)

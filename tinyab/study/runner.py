@@ -431,6 +431,7 @@ def run_search(
         out(line)
     with ray_session(address, dashboard=dashboard, dashboard_host=dashboard_host) as ray_info:
         _announce(ray_info, out)
+        _check_fits(study, ray_info)
         env = environment({"address": ray_info.address, "resources": ray_info.resources})
         if resume:
             records.write_environment(env)
@@ -480,6 +481,18 @@ def _announce(info: RayInfo, out: Printer) -> None:
     out(f"ray: {where}, {cpus:g} CPU, {gpus:g} GPU")
     for note in info.notes:
         out(note)
+
+
+def _check_fits(study: StudySpec, info: RayInfo) -> None:
+    """A trial that asks for more than the cluster has would wait forever: refuse it before starting."""
+    res = study.resources
+    for field, asked, key in (("cpus", res.cpus, "CPU"), ("gpus", res.gpus, "GPU")):
+        have = info.resources.get(key, 0)
+        if asked > have:
+            raise UserError(
+                f"{study.name}: resources.{field}: a trial asks for {asked:g} {key}, the Ray cluster has "
+                f"{have:g} (pick another --profile or --set resources.{field}=...)"
+            )
 
 
 def _fit(
