@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 import zipfile
@@ -35,7 +36,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
 
 
 def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
-    """Images per second over ``steps`` optimiser steps after ``warmup`` steps, data loading included."""
+    """Images/s over ``steps`` optimiser steps after ``warmup`` steps, data loading included."""
     trainer.model.train()
     seen = 0
     start = 0.0
@@ -113,6 +114,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 2))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
@@ -136,13 +138,18 @@ def main() -> None:
         f"model {args.model} ({args.stem} stem), {args.px} px, batch {args.batch}, device {trainer.device}"
         f"{' (bf16 autocast)' if trainer.autocast else ''}, {len(trainer.train_y)} train images"
     )
-    ours = timed_steps(trainer, tinyab_batches(trainer, args.px), args.steps, args.warmup)
+    ours_runs, theirs_runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data)
         root = data if data.is_dir() else extract_train_split(data, Path(tmp))
         baseline_trainer = build_trainer(recipe, data=args.data, device=args.device, progress=False)
-        loader = torchvision_batches(root, baseline_trainer, args.px, args.workers)
-        theirs = timed_steps(baseline_trainer, loader, args.steps, args.warmup)
+        ours_batches = tinyab_batches(trainer, args.px)
+        theirs_batches = torchvision_batches(root, baseline_trainer, args.px, args.workers)
+        # Alternate the two sides so a change in machine load affects both alike; report medians.
+        for _ in range(args.rounds):
+            ours_runs.append(timed_steps(trainer, ours_batches, args.steps, args.warmup))
+            theirs_runs.append(timed_steps(baseline_trainer, theirs_batches, args.steps, args.warmup))
+    ours, theirs = statistics.median(ours_runs), statistics.median(theirs_runs)
     print(f"tinyab data path           {ours:10.1f} images/s   (one-time decode/cache load {setup:.1f} s)")
     print(f"torchvision DataLoader ({args.workers}w) {theirs:10.1f} images/s")
     print(f"ratio                      {ours / theirs:10.2f}x")
