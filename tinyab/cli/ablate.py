@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyab.cli.study_args import add_study_arguments, pick_profile
 from tinyab.config import parse_overrides, read_yaml
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from tinyab.cli.search import pick_profile
     from tinyab.study.ablation import find_ablation, load_ablation, read_ablation_file
     from tinyab.study.ablation_plan import make_plan
     from tinyab.study.ablation_run import find_ablation_run, new_ablation_run, run_ablation
@@ -62,33 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ablate", help="run an ablation (ablations/): tune each arm alike, re-run on shared seeds"
     )
     p.add_argument("ablation", help="an ablation name (see `tinyab ablations`) or an ablation YAML file")
-    p.add_argument(
-        "--profile",
-        choices=["smoke", "full", "auto"],
-        default="auto",
-        help="scale; auto (default) takes full when a GPU is visible, else smoke",
-    )
-    p.add_argument("--data", help="Tiny ImageNet zip or folder (default: $TINYAB_DATA or the download)")
-    p.add_argument(
-        "--results", default="results", help="records go to RESULTS/<ablation>/<run>/ (default: results)"
-    )
-    p.add_argument("--address", help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray")
-    p.add_argument(
-        "--dashboard",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="start Ray's dashboard with the local Ray (default: on, at 127.0.0.1)",
-    )
-    p.add_argument(
-        "--resume", action="store_true", help="continue the newest run of this ablation and profile"
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field in every arm, e.g. --set epochs=2 (repeatable)",
+    add_study_arguments(
+        p,
+        noun="ablation",
+        resume_help="continue the newest run of this ablation and profile",
+        set_help="override a recipe field in every arm, e.g. --set epochs=2 (repeatable)",
     )
     p.add_argument("--dry-run", action="store_true", help="check the file and print the plan; run nothing")
     p.set_defaults(func=cmd_ablate)

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from tinyab.cli.study_args import add_study_arguments, pick_profile
 from tinyab.config import parse_overrides, read_yaml
 from tinyab.errors import UserError
-
-
-def pick_profile(requested: str, profiles: list[str]) -> tuple[str | None, str]:
-    """The profile to run and a line saying why; ``auto`` takes ``full`` with a GPU, else ``smoke``."""
-    if requested != "auto":
-        return requested, f"profile: {requested}"
-    if not profiles:
-        return None, "profile: the study defines none; running it as written"
-    import torch
-
-    gpu = torch.cuda.is_available()
-    chosen = "full" if gpu else "smoke"
-    reason = "a GPU is visible" if gpu else "no GPU is visible"
-    return chosen, f"profile: auto -> {chosen} ({reason}; choose with --profile smoke|full)"
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -76,37 +63,17 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="run a study (search_spaces/) on Ray Tune with Optuna")
     p.add_argument("study", help="a study name (see `tinyab spaces`) or a study YAML file")
-    p.add_argument(
-        "--profile",
-        choices=["smoke", "full", "auto"],
-        default="auto",
-        help="study scale; auto (default) takes full when a GPU is visible, else smoke",
-    )
-    p.add_argument("--data", help="Tiny ImageNet zip or folder (default: $TINYAB_DATA or the download)")
-    p.add_argument(
-        "--results", default="results", help="records go to RESULTS/<study>/<run>/ (default: results)"
+    add_study_arguments(
+        p,
+        noun="study",
+        resume_help="continue the newest run of this study (or --run)",
+        set_help="override a study field (seeds=2, pruner.name=median) or a recipe field (epochs=5)",
     )
     p.add_argument("--run", help="run folder name (default: <profile>-<date>-<time>); with --resume, the run")
-    p.add_argument("--address", help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray")
-    p.add_argument(
-        "--dashboard",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="start Ray's dashboard with the local Ray (default: on, at 127.0.0.1)",
-    )
     p.add_argument(
         "--dashboard-host",
         default="127.0.0.1",
         help="address the dashboard binds to; anything but 127.0.0.1 exposes it (a warning is printed)",
-    )
-    p.add_argument("--resume", action="store_true", help="continue the newest run of this study (or --run)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a study field (seeds=2, pruner.name=median) or a recipe field (epochs=5)",
     )
     p.add_argument("--num-samples", type=int, help="nuisance configurations per arm (overrides the study)")
     p.set_defaults(func=cmd_search)
