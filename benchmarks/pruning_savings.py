@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
+import os
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tinyab.study.ray_runtime import ray_session
 from tinyab.study.runner import run_search
@@ -67,7 +65,11 @@ def summarise(run_dir: Path) -> tuple[int, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)),
+        help="the mini Tiny ImageNet zip (default: $TINYAB_TEST_DATA, else ../shared/data/ next to the repo)",
+    )
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)

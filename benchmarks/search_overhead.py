@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
+import os
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tinyab.config import load_recipe
 from tinyab.study.ray_runtime import ray_session
@@ -79,7 +77,11 @@ def direct_time(train_fn, trials: int, overrides: dict, data: str) -> list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)),
+        help="the mini Tiny ImageNet zip (default: $TINYAB_TEST_DATA, else ../shared/data/ next to the repo)",
+    )
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs (torch threads) per trial, both sides")
