@@ -21,7 +21,11 @@ _LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
 
 
 def cell(value: Any) -> str:
-    """One table cell as text: 4 decimals, scientific below 0.001, '—' for missing."""
+    """One table cell as text, for people (CSV keeps full precision).
+
+    Whole numbers print as integers (a mean of 10.0 epochs as 10); the rest with 4 decimals below 100,
+    4 significant digits from 100, none from 1,000, 2 significant digits below 0.001; '—' for missing.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, (bool, np.bool_)):
@@ -30,8 +34,8 @@ def cell(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        if v == 0:
-            return "0"
+        if v.is_integer():
+            return f"{v:,.0f}" if abs(v) >= 1000 else str(int(v))
         if abs(v) < 1e-3:
             return f"{v:.2g}"
         return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}" if abs(v) >= 100 else f"{v:.4f}"
