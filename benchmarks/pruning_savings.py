@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import tempfile
 from pathlib import Path
+
+from common import add_data_argument
 
 from tinyab.study.ray_runtime import ray_session
 from tinyab.study.runner import run_search
 from tinyab.study.spec import build_study
-
-DEFAULT_DATA = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
-)
 
 
 def pruner_config(name: str, warmup: int, percentile: float) -> dict:
@@ -65,11 +62,7 @@ def summarise(run_dir: Path) -> tuple[int, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)),
-        help="the mini Tiny ImageNet zip (default: $TINYAB_TEST_DATA, else ../shared/data/ next to the repo)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import tempfile
 import time
-from pathlib import Path
+
+from common import add_data_argument
 
 from tinyab.config import load_recipe
 from tinyab.study.ray_runtime import ray_session
 from tinyab.study.runner import run_search
 from tinyab.study.spec import build_study
-
-DEFAULT_DATA = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
-)
 
 
 def instant_train(recipe, on_epoch=None, **_):
@@ -77,11 +73,7 @@ def direct_time(train_fn, trials: int, overrides: dict, data: str) -> list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)),
-        help="the mini Tiny ImageNet zip (default: $TINYAB_TEST_DATA, else ../shared/data/ next to the repo)",
-    )
+    add_data_argument(parser)
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs (torch threads) per trial, both sides")

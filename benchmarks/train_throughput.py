@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from common import add_data_argument
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
@@ -30,9 +31,6 @@ from tinyab.config import load_recipe
 from tinyab.data import Batch, train_batches
 from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from tinyab.train.engine import Trainer, build_trainer
-
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "tiny-imagenet-200-mini.zip"
 
 
 def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
@@ -106,7 +104,7 @@ def extract_train_split(zip_path: Path, target: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.environ.get("TINYAB_TEST_DATA", str(DEFAULT_DATA)))
+    add_data_argument(parser)
     parser.add_argument("--model", default="resnet_small")
     parser.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
     parser.add_argument("--px", type=int, default=32)
