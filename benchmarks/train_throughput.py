@@ -15,11 +15,13 @@ Needs torch and torchvision only (no Ray, no Optuna): it runs on a GPU machine a
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -28,7 +30,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from tinyab.config import load_recipe
-from tinyab.data import Batch, train_batches
+from tinyab.data import Batch
 from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from tinyab.train.engine import Trainer, build_trainer
 
@@ -52,17 +54,8 @@ def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def tinyab_batches(trainer: Trainer, px: int):
-    while True:
-        yield from train_batches(
-            trainer.train_x,
-            trainer.train_y,
-            batch_size=trainer.recipe.batch_size,
-            px=px,
-            augment=trainer.recipe.augment,
-            augment_on=True,
-            generator=trainer.generator,
-        )
+def tinyab_batches(trainer: Trainer, px: int) -> Iterator[Batch]:
+    return itertools.chain.from_iterable(trainer.batches(px, augment_on=True) for _ in itertools.count())
 
 
 def torchvision_batches(root: Path, trainer: Trainer, px: int, workers: int):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,18 @@ class Trainer:
         self.optimizer.step()
         return loss.detach(), (logits.argmax(1) == batch.labels).sum()
 
+    def batches(self, px: int, augment_on: bool) -> Iterator[Batch]:
+        """One epoch of shuffled training batches at ``px``, drawn from the run's seeded generator."""
+        return train_batches(
+            self.train_x,
+            self.train_y,
+            batch_size=self.recipe.batch_size,
+            px=px,
+            augment=self.recipe.augment,
+            augment_on=augment_on,
+            generator=self.generator,
+        )
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the training set at this epoch's resolution; loss and top-1 on the fly."""
         self.model.train()
@@ -119,15 +131,7 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         start = time.perf_counter()
-        batches = train_batches(
-            self.train_x,
-            self.train_y,
-            batch_size=self.recipe.batch_size,
-            px=px,
-            augment=self.recipe.augment,
-            augment_on=augment_on,
-            generator=self.generator,
-        )
+        batches = self.batches(px, augment_on)
         lr = self.schedule.lr
         for batch in batches:
             lr = self.schedule.lr

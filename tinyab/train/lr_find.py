@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyab.config import Recipe
-from tinyab.data import Batch, train_batches
+from tinyab.data import Batch
 from tinyab.errors import UserError
 from tinyab.io import atomic_write, atomic_write_text
 from tinyab.train.engine import Trainer, build_trainer
@@ -39,18 +39,9 @@ def suggest_bounds(lrs: list[float], losses: list[float]) -> tuple[float, float]
 
 def endless_batches(trainer: Trainer) -> Iterator[Batch]:
     """Training batches at the first phase's resolution, epoch after epoch."""
-    recipe = trainer.recipe
-    px = resolution_at(recipe.resolution, 0)
-    while True:
-        yield from train_batches(
-            trainer.train_x,
-            trainer.train_y,
-            batch_size=recipe.batch_size,
-            px=px,
-            augment=recipe.augment,
-            augment_on=recipe.augment.start_epoch == 0,
-            generator=trainer.generator,
-        )
+    px = resolution_at(trainer.recipe.resolution, 0)
+    augment_on = trainer.recipe.augment.start_epoch == 0
+    return itertools.chain.from_iterable(trainer.batches(px, augment_on) for _ in itertools.count())
 
 
 def lr_find(
