@@ -6,7 +6,6 @@ seeded sample, so a study of 10,000 trials draws as fast as one of ten.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from matplotlib.collections import LineCollection
 from scipy import stats as sps
 
 from tinyab.analysis.design import Design
+from tinyab.io import atomic_write
 
 MAX_ARMS = 12
 MAX_POINTS_PER_ARM = 200
@@ -46,11 +46,10 @@ def save(fig: plt.Figure, out_dir: Path, name: str, caption: str) -> FigureFile:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for fmt in ("png", "svg"):
-        final = out_dir / f"{name}.{fmt}"
-        tmp = out_dir / f".{name}.{fmt}.tmp"
-        fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
-        os.replace(tmp, final)
-        paths[fmt] = final
+        paths[fmt] = atomic_write(
+            out_dir / f"{name}.{fmt}",
+            lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=110, bbox_inches="tight"),
+        )
     plt.close(fig)
     return FigureFile(name, caption, paths["png"], paths["svg"])
 

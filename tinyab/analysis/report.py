@@ -7,7 +7,6 @@ writes its CSV tables, figures (PNG + SVG), ``report.md``, ``report.tex`` and a 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 from tinyab.analysis import figures, render, tables
 from tinyab.analysis.design import Design, resolve_design
 from tinyab.analysis.records import StudyRecords, load_studies
+from tinyab.io import atomic_write_text
 
 MAX_VERDICTS = 12
 TABLE_KEYS = ("arms", "ablation", "comparisons", "anova", "isolation", "importance", "per_class")
@@ -215,27 +215,21 @@ def _figures(study, design, arms, ablation, out_dir: Path, report: StudyReport) 
             report.figures.append(figures.save(fig, out_dir, name, caption))
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_outputs(report: StudyReport) -> None:
     """Every table as CSV plus report.md, report.tex and report.html in the report's folder."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     for table in report.tables:
-        _write(out / f"{table.key}.csv", table.frame.to_csv(index=False))
+        atomic_write_text(out / f"{table.key}.csv", table.frame.to_csv(index=False))
     # a previous report into the same folder may have had tables or figures this one has not
     stale = [f"{k}.csv" for k in set(TABLE_KEYS) - {t.key for t in report.tables}]
     drawn = {f.name for f in report.figures}
     stale += [f"{n}.{ext}" for n in FIGURE_NAMES if n not in drawn for ext in ("png", "svg")]
     for name in stale:
         (out / name).unlink(missing_ok=True)
-    _write(out / "report.md", render.to_markdown(report))
-    _write(out / "report.tex", render.to_latex(report))
-    _write(out / "report.html", render.to_html(report))
+    atomic_write_text(out / "report.md", render.to_markdown(report))
+    atomic_write_text(out / "report.tex", render.to_latex(report))
+    atomic_write_text(out / "report.html", render.to_html(report))
 
 
 def default_out(path: Path, studies: list[StudyRecords]) -> Path:

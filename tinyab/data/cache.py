@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from tinyab.io import atomic_write
 
 FORMAT = 1
 
@@ -53,12 +53,4 @@ def load_entry(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 def save_entry(path: Path, key: dict[str, Any], entry: dict[str, Any]) -> None:
     """Write ``entry`` to ``path`` via a temporary file and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({**entry, "key": json.dumps(key, sort_keys=True)}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save({**entry, "key": json.dumps(key, sort_keys=True)}, f))
