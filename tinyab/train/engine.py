@@ -1,8 +1,10 @@
 """The training engine: ``train(recipe, on_epoch) -> TrainResult``.
 
 One function runs every training in tinyab: ``tinyab train``, each trial of a search or ablation, the
-tests and the GPU benchmark. It knows nothing of Ray or Optuna; a caller steers it through
-``on_epoch``, which sees each epoch's metrics and may answer ``"stop"`` (that is how pruning works).
+tests and the GPU benchmark. It knows nothing of Ray or Optuna; a caller sees each epoch's metrics
+through ``on_epoch`` (every epoch, the diverged one included) and may answer ``"stop"`` to end the run
+early. A search does not prune that way: its trials run on Ray workers, where ``on_epoch`` reports to
+Ray Tune, and the driver's Tune scheduler stops a trial that its arm's pruner rejects.
 """
 
 from __future__ import annotations
@@ -270,10 +272,11 @@ def train(
                 save_checkpoint({"epoch": epoch + 1, "model": state["model"]}, writer.best_checkpoint)
         if progress:
             print(format_epoch(metrics, recipe.epochs), flush=True)
+        answer = on_epoch(metrics) if on_epoch is not None else None
         if diverged:
             status = "diverged"
             break
-        if on_epoch is not None and on_epoch(metrics) == "stop":
+        if answer == "stop":
             status = "stopped"
             break
     history = trainer.history
@@ -297,5 +300,5 @@ def train(
         num_params=trainer.num_params,
     )
     if writer is not None:
-        writer.finish(result)
+        writer.finish(status, history, result.per_class, result.summary())
     return result

@@ -1,49 +1,81 @@
-"""The folder a training run leaves behind (``tinyab train --out DIR``)."""
+"""The folder a training run leaves behind (``tinyab train --out DIR``): a one-trial study's records.
+
+Besides ``recipe.yaml``, the checkpoints and ``result.json``, the folder holds the records files
+(``study.yaml``, ``trials.csv``, ``epochs.csv``, ``per_class.csv``) so that ``tinyab report DIR`` reads
+a single training run like any study.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import yaml
+from typing import Any
 
 from tinyab.config import Recipe
 from tinyab.io import atomic_write_text
+from tinyab.records import (
+    EPOCH_COLUMNS,
+    PER_CLASS_COLUMNS,
+    TrialRecord,
+    trial_columns,
+    write_json,
+    write_yaml,
+)
+from tinyab.records.csvfiles import csv_text
 
-if TYPE_CHECKING:
-    from tinyab.train.engine import TrainResult
-
-EPOCH_COLUMNS = [
-    "epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
-    "lr", "resolution", "seconds", "images_per_s",
-]  # fmt: skip
-
-
-def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+TRIAL_ID = "t0000"
+METRIC = "val_top1"
 
 
 class RunWriter:
-    """Writes ``recipe.yaml``, ``epochs.csv``, checkpoints, ``per_class.csv`` and ``result.json``."""
+    """Writes the run folder: recipe and study first, epochs as they come, the trial at the end."""
 
     def __init__(self, out_dir: Path, recipe: Recipe) -> None:
         self.out_dir = out_dir
         self.last_checkpoint = out_dir / "checkpoints" / "last.pt"
         self.best_checkpoint = out_dir / "checkpoints" / "best.pt"
-        atomic_write_text(out_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        self.seed = recipe.seed
+        write_yaml(out_dir / "recipe.yaml", recipe.to_dict())
+        write_yaml(
+            out_dir / "study.yaml",
+            {
+                "name": recipe.name,
+                "question": f"tinyab train {recipe.name} (seed {recipe.seed})",
+                "kind": "train",
+                "metric": METRIC,
+                "mode": "max",
+                "seeds": [recipe.seed],
+                "params": {},
+                "resolved_recipe": recipe.to_dict(),
+            },
+        )
+
+    def _csv(self, name: str, columns: list[str], rows: list[Mapping[str, Any]]) -> None:
+        rows = [{**row, "trial_id": TRIAL_ID} for row in rows]
+        atomic_write_text(self.out_dir / name, csv_text(columns, rows, header=True))
 
     def epochs(self, history: list[dict[str, Any]]) -> None:
-        atomic_write_text(self.out_dir / "epochs.csv", csv_text(history, EPOCH_COLUMNS))
+        self._csv("epochs.csv", EPOCH_COLUMNS, history)
 
-    def finish(self, result: TrainResult) -> None:
-        self.epochs(result.history)
-        per_class_columns = ["class_index", "wnid", "name", "accuracy"]
-        atomic_write_text(self.out_dir / "per_class.csv", csv_text(result.per_class, per_class_columns))
-        atomic_write_text(self.out_dir / "result.json", json.dumps(result.summary(), indent=2) + "\n")
+    def finish(
+        self,
+        status: str,
+        history: list[dict[str, Any]],
+        per_class: list[dict[str, Any]],
+        summary: Mapping[str, Any],
+    ) -> None:
+        """The trial's records and ``result.json`` (``summary``: the result's scalar fields)."""
+        self.epochs(history)
+        self._csv("per_class.csv", PER_CLASS_COLUMNS, per_class)
+        record = TrialRecord.from_epochs(
+            TRIAL_ID,
+            "pruned" if status == "stopped" else status,  # type: ignore[arg-type]
+            self.seed,
+            {},
+            history,
+            METRIC,
+            wall_seconds=round(float(summary["seconds"]), 3),
+            device=str(summary["device"]),
+        )
+        self._csv("trials.csv", trial_columns([], METRIC), [record.to_row(METRIC)])
+        write_json(self.out_dir / "result.json", summary)
