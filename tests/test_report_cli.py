@@ -4,6 +4,7 @@ and every robustness case (empty folder, cut records, single seed, all failed) a
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from test_report_records import (
+
+from helpers.records import (
     INIT,
     WD,
     factorial_rows,
@@ -22,8 +24,10 @@ from test_report_records import (
     write_run,
     write_sampled_search,
 )
-
+from tinyab.analysis import figures, tables
+from tinyab.analysis.design import resolve_design
 from tinyab.cli import main
+from tinyab.records.reader import load_studies
 
 
 def run_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -240,3 +244,62 @@ def test_no_optuna_db_is_a_note(factorial: Path) -> None:
         "fANOVA importance: no optuna.db in the run; skipped."
         in (factorial / "report" / "report.md").read_text()
     )
+
+
+def test_figures_label_the_confidence_the_report_used(factorial: Path, tmp_path: Path) -> None:
+    ablation = write_ablation(tmp_path / "ablate" / "run1", {"no_flip": -0.03, "no_crop": 0.0})
+    with_intervals = {"learning_curves", "arms", "interaction", "forest"}
+    drawn = set()
+    for run, out in ((factorial, tmp_path / "factorial"), (ablation, tmp_path / "ablation")):
+        assert main(["report", str(run), "--alpha", "0.1", "--out", str(out)]) == 0
+        for svg in out.glob("*.svg"):
+            text = svg.read_text()
+            assert "<text" in text and "95%" not in text, svg.name  # text kept as text (svg.fonttype none)
+            if svg.stem in with_intervals:
+                assert "90% CI" in text, svg.name
+                drawn.add(svg.stem)
+    assert drawn == with_intervals
+
+
+def _error_bars(fig) -> np.ndarray:
+    """(low, high) of every horizontal error bar of a figure's first axes, one row per bar."""
+    (container,) = fig.axes[0].containers
+    return np.array([(seg[0][0], seg[1][0]) for seg in container.lines[2][0].get_segments()])
+
+
+def test_figures_draw_the_intervals_of_the_tables(tmp_path: Path) -> None:
+    root = write_ablation(tmp_path / "ablate" / "run1", {"no_flip": -0.03, "no_crop": 0.0})
+    (study,), _ = load_studies(root)
+    design = resolve_design(study, None, None)
+    arms = tables.arms_table(design, 0.8)
+    fig = figures.arm_comparison(design, arms, 0.8)
+    np.testing.assert_allclose(_error_bars(fig), arms[["ci_low", "ci_high"]].to_numpy())
+    ablation = tables.ablation_table(study, design, 0.2)
+    fig = figures.forest(ablation, design.metric, 0.8)
+    np.testing.assert_allclose(_error_bars(fig), ablation[["ci_low", "ci_high"]].to_numpy())
+    assert "80% CI" in fig.axes[0].get_xlabel()
+
+
+def test_analysis_modules_import_each_other_without_a_circle() -> None:
+    folder = Path(figures.__file__).parent
+    imports = {}
+    for path in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # every import, also under TYPE_CHECKING
+            if isinstance(node, ast.ImportFrom) and node.module == "tinyab.analysis":
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tinyab.analysis."):
+                found.add(node.module.split(".")[2])
+        imports[path.stem] = found & {p.stem for p in folder.glob("*.py")}
+    assert "report" not in imports["render"]
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module not in done:
+            for other in imports[module]:
+                visit(other, (*path, module))
+            done.add(module)
+
+    for module in imports:
+        visit(module, ())

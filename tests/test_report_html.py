@@ -9,8 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from test_report_records import write_factorial
 
+from helpers.records import write_factorial
 from tinyab.cli import main
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,4 +1,4 @@
-"""tinyab.analysis.stats against independent references (scipy, statsmodels, textbook formulas) on fixed
+"""tinyab.stats against independent references (scipy, statsmodels, textbook formulas) on fixed
 data, and the verdict's error rates by simulation: A/A false positives and A/B power at the reported MDE."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from statsmodels.stats.meta_analysis import effectsize_smd
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from tinyab.analysis import stats
+from tinyab import stats
 from tinyab.analysis.design import resolve_design
-from tinyab.analysis.records import StudyRecords
 from tinyab.analysis.tables import comparisons_table
+from tinyab.records.reader import StudyRecords
 
 A = np.array([0.381, 0.392, 0.377, 0.405, 0.388, 0.379])
 B = np.array([0.371, 0.385, 0.380, 0.390, 0.369, 0.372])
@@ -176,3 +176,50 @@ def test_aa_false_positive_rate_and_ab_power_at_the_reported_mde(paired: bool) -
     ab = _verdicts(rng, 200, mde, paired)
     print(f"A/A false positives {false_positive:.3f}; power at MDE {mde:.4f}: {ab[:, 0].mean():.3f}")
     assert abs(ab[:, 0].mean() - 0.8) <= 0.10, (mde, ab[:, 0].mean())
+
+
+def test_pooled_paired_sd_weights_each_arms_variance_by_its_degrees_of_freedom() -> None:
+    diffs = [A - B, (C - C.mean())[:5] * 2, np.array([0.01, np.nan, 0.03, 0.02]), np.array([0.5])]
+    used = [d[np.isfinite(d)] for d in diffs[:3]]  # NaN dropped; one value adds no spread
+    ref = np.sqrt(np.average([np.var(d, ddof=1) for d in used], weights=[len(d) - 1 for d in used]))
+    assert stats.pooled_paired_sd(diffs) == pytest.approx(ref, rel=1e-12)
+    assert stats.pooled_paired_sd([A - B]) == pytest.approx(np.std(A - B, ddof=1), rel=1e-12)
+    assert stats.pooled_paired_sd([np.array([0.1]), np.array([np.nan, 0.2])]) is None
+    assert stats.pooled_paired_sd([]) is None
+
+
+def test_pair_by_keys_pairs_unique_keys_when_twins_cover_half_the_larger_arm() -> None:
+    a, b, paired = stats.pair_by_keys(
+        [(2,), (0,), (1,)], [0.3, 0.1, 0.2], [(0,), (1,), (2,)], [1.0, 2.0, 3.0]
+    )
+    assert paired and a.tolist() == [0.3, 0.1, 0.2] and b.tolist() == [3.0, 1.0, 2.0]
+    a, b, paired = stats.pair_by_keys([0, 1, 2, 3, 4], A[:5], [0, 1, 2, 7, 8], B[:5])  # 3 twins of 5
+    assert paired and len(a) == len(b) == 3
+    for keys_b in ([0, 1, 7, 8, 9], [0, 0, 1, 2, 3], [0, 10, 11, 12, 13]):  # 2 of 5; a duplicate; 1 twin
+        a, b, paired = stats.pair_by_keys([0, 1, 2, 3, 4], A[:5], keys_b, B[:5])
+        assert not paired and a.tolist() == A[:5].tolist() and b.tolist() == B[:5].tolist()
+
+
+def test_judge_holm_adjusts_the_family_and_words_the_verdicts() -> None:
+    family = [
+        ("a", "c", stats.compare(A, C, paired=False)),
+        ("a", "b", stats.compare(A, B, paired=True)),
+        ("a", "one", stats.compare(A, [0.4], paired=False)),
+    ]
+    judged = stats.judge(family, 0.05, higher_is_better=True)
+    ref = multipletests([c.p for _, _, c in family[:2]], method="holm")[1]
+    assert [p for p, _ in judged[:2]] == pytest.approx(ref) and np.isnan(judged[2][0])
+    assert [v for _, v in judged] == ["a better than c", "a better than b", "not testable (n=1)"]
+    assert stats.judge(family, 0.01, True)[1][1] == "no detectable difference at α=0.01"  # Holm p ≈ 0.03
+    assert stats.judge(family[:1], 0.05, higher_is_better=False)[0][1] == "c better than a"
+    assert stats.anova_verdict(0.01, 0.05) == "effect at α=0.05"
+    assert stats.anova_verdict(0.05, 0.05) == "no detectable effect at α=0.05"
+
+
+def test_t_half_width_matches_the_t_interval_at_any_confidence() -> None:
+    for confidence in (0.9, 0.95, 0.99):
+        half = stats.t_half_width([A.std(ddof=1), C.std(ddof=1), 0.1], [len(A), len(C), 1], confidence)
+        for x, h in zip((A, C), half, strict=False):
+            low, high = stats.t_interval(x, confidence)
+            assert h == pytest.approx((high - low) / 2, rel=1e-12)
+        assert np.isnan(half[2])

@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from tinyab.analysis.records import CATEGORICAL, StudyRecords
+from tinyab.analysis.formatting import level
 from tinyab.errors import UserError
+from tinyab.records.reader import CATEGORICAL, StudyRecords
 from tinyab.schema import suggest
 
 DEFAULT_METRIC = "best_val_top1"
@@ -32,7 +33,8 @@ class Design:
     done: pd.DataFrame
     levels: dict[str, list[Any]]
     arm_order: list[str]
-    ablation: bool = False
+    ablation: bool = False  # an ablation's re-runs compared by arm; decided here only, read everywhere
+    baseline_arm: str | None = None  # an ablation's baseline arm as study.yaml names it (None: a search)
 
     def pair_keys(self, compared: list[str]) -> list[str]:
         """Keys that identify a seed's twin in another arm: the seed and every other varied key.
@@ -44,13 +46,6 @@ class Design:
         return ["seed", *(k for k in self.varied if k not in compared)]
 
 
-def format_value(value: Any) -> str:
-    """A level as people read it: 5e-05 rather than 5.0000000000000002e-05, 'nan' as '—'."""
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:g}"
-    return str(value)
-
-
 def short_names(keys: list[str]) -> dict[str, str]:
     """The last dotted part of each key, unless two keys share it."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
@@ -60,17 +55,17 @@ def short_names(keys: list[str]) -> dict[str, str]:
 def arm_label(values: tuple[Any, ...], factors: list[str]) -> str:
     """'xavier' for one factor; 'scheme=xavier, weight_decay=5e-05' for several."""
     if len(factors) == 1:
-        return format_value(values[0])
+        return level(values[0])
     names = short_names(factors)
-    return ", ".join(f"{names[k]}={format_value(v)}" for k, v in zip(factors, values, strict=True))
+    return ", ".join(f"{names[k]}={level(v)}" for k, v in zip(factors, values, strict=True))
 
 
 def _ordered_levels(study: StudyRecords, key: str, present: pd.Series) -> list[Any]:
     """Levels in the order the study lists them (grid/choice), then any others sorted."""
     values = list(pd.unique(present))
     listed = study.listed_values(key)
-    rank = {format_value(v): i for i, v in enumerate(listed)}
-    return sorted(values, key=lambda v: (rank.get(format_value(v), len(rank)), format_value(v)))
+    rank = {level(v): i for i, v in enumerate(listed)}
+    return sorted(values, key=lambda v: (rank.get(level(v), len(rank)), level(v)))
 
 
 def default_factors(study: StudyRecords) -> list[str]:
@@ -129,7 +124,8 @@ def resolve_design(study: StudyRecords, metric: str | None, by: list[str] | None
         raise UserError(_nothing_completed(study, trials))
     varied = [k for k in study.varied_keys() if k in trials.columns and k not in ("arm", "phase")]
     ablation = study.kind == "ablation" and factors == ["arm"]
-    return Design(metric, higher, factors, varied, trials, done, levels, arm_order, ablation)
+    baseline = str(study.spec["baseline_arm"]) if ablation and study.spec.get("baseline_arm") else None
+    return Design(metric, higher, factors, varied, trials, done, levels, arm_order, ablation, baseline)
 
 
 def _nothing_completed(study: StudyRecords, trials: pd.DataFrame) -> str:

@@ -1,12 +1,12 @@
 """The report's figures (seaborn on matplotlib's Agg backend), each saved as PNG and SVG.
 
 Curves are aggregated with pandas before plotting, and individual trials are drawn from a capped,
-seeded sample, so a study of 10,000 trials draws as fast as one of ten.
+seeded sample, so a study of 10,000 trials draws as fast as one of ten. Intervals come from the tables
+or from :mod:`.stats` at the report's confidence, and every label names that confidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.collections import LineCollection
-from scipy import stats as sps
 
+from tinyab import stats
 from tinyab.analysis.design import Design
+from tinyab.analysis.formatting import level, percent
+from tinyab.analysis.model import FigureFile
 from tinyab.io import atomic_write
 
 MAX_ARMS = 12
@@ -27,18 +29,9 @@ MAX_POINTS_PER_ARM = 200
 MAX_FADED_CURVES = 150
 
 
-@dataclass(frozen=True)
-class FigureFile:
-    """One saved figure: its stem, caption and the two files."""
-
-    name: str
-    caption: str
-    png: Path
-    svg: Path
-
-
 def _theme() -> None:
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    """Seaborn's paper style; SVG text stays text (searchable, smaller) rather than glyph paths."""
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1, rc={"svg.fonttype": "none"})
 
 
 def save(fig: plt.Figure, out_dir: Path, name: str, caption: str) -> FigureFile:
@@ -62,21 +55,16 @@ def _arms_shown(design: Design, arms: pd.DataFrame) -> list[str]:
     return list(ranked["arm"].head(MAX_ARMS))
 
 
-def _ci_half(sd: pd.Series, n: pd.Series, confidence: float = 0.95) -> np.ndarray:
-    n = n.to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = sps.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
-        return np.where(n > 1, t * sd.to_numpy(float) / np.sqrt(n), np.nan)
-
-
 def _with_arm(design: Design, epochs: pd.DataFrame, trial_ids: pd.Series) -> pd.DataFrame:
     arms = design.trials.set_index("trial_id")["arm"]
     rows = epochs[epochs["trial_id"].isin(set(trial_ids))]
     return rows.assign(arm=rows["trial_id"].map(arms))
 
 
-def learning_curves(design: Design, epochs: pd.DataFrame | None, arms: pd.DataFrame) -> plt.Figure | None:
-    """Mean ± 95% t band per arm, validation and training top-1, completed trials."""
+def learning_curves(
+    design: Design, epochs: pd.DataFrame | None, arms: pd.DataFrame, confidence: float
+) -> plt.Figure | None:
+    """Mean ± t band at ``confidence`` per arm, validation and training top-1, completed trials."""
     columns = [c for c in ("val_top1", "train_top1") if epochs is not None and c in epochs.columns]
     if not columns or "epoch" not in epochs.columns:
         return None
@@ -92,19 +80,19 @@ def learning_curves(design: Design, epochs: pd.DataFrame | None, arms: pd.DataFr
             if arm not in agg.index.get_level_values(0):
                 continue
             part = agg.loc[arm][column]
-            half = _ci_half(part["std"], part["count"])
+            half = stats.t_half_width(part["std"], part["count"], confidence)
             ax.plot(part.index, part["mean"], color=palette[arm], label=arm)
             ax.fill_between(
                 part.index, part["mean"] - half, part["mean"] + half, color=palette[arm], alpha=0.2
             )
-        ax.set(xlabel="epoch", ylabel=column, title=f"{column} (mean ± 95% CI over seeds)")
+        ax.set(xlabel="epoch", ylabel=column, title=f"{column} (mean ± {percent(confidence)} CI over seeds)")
     axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
 
-def arm_comparison(design: Design, arms: pd.DataFrame) -> plt.Figure:
-    """One point per seed and the arm's mean with its CI."""
+def arm_comparison(design: Design, arms: pd.DataFrame, confidence: float) -> plt.Figure:
+    """One point per seed and the arm's mean with its CI from the arms table (at ``confidence``)."""
     _theme()
     shown = _arms_shown(design, arms)
     done = design.done[design.done["arm"].isin(shown)]
@@ -115,15 +103,17 @@ def arm_comparison(design: Design, arms: pd.DataFrame) -> plt.Figure:
     y = np.arange(len(shown))
     low = (table["mean"] - table["ci_low"]).to_numpy(float)
     high = (table["ci_high"] - table["mean"]).to_numpy(float)
-    ax.errorbar(table["mean"], y, xerr=[low, high], fmt="D", color="black", capsize=4, label="mean, 95% CI")
+    label = f"mean, {percent(confidence)} CI"
+    ax.errorbar(table["mean"], y, xerr=[low, high], fmt="D", color="black", capsize=4, label=label)
     ax.set(ylabel="", title=f"{design.metric} per arm (points: seeds)")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def interaction(design: Design) -> plt.Figure | None:
-    """The first two factors: an interaction plot (mean ± 95% t CI) beside a heatmap of the means."""
+def interaction(design: Design, confidence: float) -> plt.Figure | None:
+    """The first two factors: an interaction plot (mean ± t CI at ``confidence``) beside a heatmap of
+    the means."""
     if len(design.factors) < 2:
         return None
     _theme()
@@ -131,11 +121,11 @@ def interaction(design: Design) -> plt.Figure | None:
     agg = (
         design.done.groupby([f0, f1], dropna=False)[design.metric].agg(["mean", "std", "count"]).reset_index()
     )
-    agg["half"] = _ci_half(agg["std"], agg["count"])
+    agg["half"] = stats.t_half_width(agg["std"], agg["count"], confidence)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     order0 = [lvl for lvl in design.levels[f0] if lvl in set(agg[f0])]
     x_of = {lvl: i for i, lvl in enumerate(order0)}
-    for level, part in agg.groupby(f1, sort=False):
+    for value, part in agg.groupby(f1, sort=False):
         xs = part[f0].map(x_of).to_numpy(float)
         order = np.argsort(xs)
         left.errorbar(
@@ -144,10 +134,10 @@ def interaction(design: Design) -> plt.Figure | None:
             yerr=part["half"].to_numpy()[order],
             marker="o",
             capsize=3,
-            label=f"{f1}={level:g}" if isinstance(level, float) else f"{f1}={level}",
+            label=f"{f1}={level(value)}",
         )
-    left.set_xticks(range(len(order0)), [str(v) for v in order0])
-    left.set(xlabel=f0, ylabel=design.metric, title="interaction (mean ± 95% CI)")
+    left.set_xticks(range(len(order0)), [level(v) for v in order0])
+    left.set(xlabel=f0, ylabel=design.metric, title=f"interaction (mean ± {percent(confidence)} CI)")
     left.legend(fontsize=8)
     grid = agg.pivot(index=f1, columns=f0, values="mean")
     grid = grid.reindex(index=[v for v in design.levels[f1] if v in grid.index], columns=order0)
@@ -210,8 +200,8 @@ def pruning(design: Design, epochs: pd.DataFrame | None) -> plt.Figure | None:
     return fig
 
 
-def forest(ablation: pd.DataFrame | None, metric: str) -> plt.Figure | None:
-    """Each ablation arm's contribution (baseline − arm) with its 95% CI."""
+def forest(ablation: pd.DataFrame | None, metric: str, confidence: float) -> plt.Figure | None:
+    """Each ablation arm's contribution (baseline − arm) with its CI from the ablation table."""
     if ablation is None or ablation.empty:
         return None
     _theme()
@@ -223,6 +213,7 @@ def forest(ablation: pd.DataFrame | None, metric: str) -> plt.Figure | None:
     ax.axvline(0, color="grey", linestyle="--")
     ax.set_yticks(y, list(ablation["arm"]))
     ax.invert_yaxis()
-    ax.set(xlabel=f"contribution to {metric} (baseline − arm), 95% CI", title="ablation")
+    xlabel = f"contribution to {metric} (baseline − arm), {percent(confidence)} CI"
+    ax.set(xlabel=xlabel, title="ablation")
     fig.tight_layout()
     return fig

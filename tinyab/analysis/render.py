@@ -1,45 +1,20 @@
-"""Render a :class:`~tinyab.analysis.report.StudyReport` as Markdown, CSV, LaTeX or one offline HTML file."""
+"""Render a :class:`~tinyab.analysis.model.StudyReport` as Markdown, CSV, LaTeX or one offline HTML file."""
 
 from __future__ import annotations
 
 import base64
 import html
-import math
-from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from tinyab.analysis.report import StudyReport
+from tinyab.analysis.formatting import cell
+from tinyab.analysis.model import StudyReport
 
 _LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
     "~": r"\textasciitilde{}",
     "^": r"\^{}",
     "\\": r"\textbackslash{}",
 }
-
-
-def cell(value: Any) -> str:
-    """One table cell as text, for people (CSV keeps full precision).
-
-    Whole numbers print as integers (a mean of 10.0 epochs as 10); the rest with 4 decimals below 100,
-    4 significant digits from 100, none from 1,000, 2 significant digits below 0.001; '—' for missing.
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if v.is_integer():
-            return f"{v:,.0f}" if abs(v) >= 1000 else str(int(v))
-        if abs(v) < 1e-3:
-            return f"{v:.2g}"
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}" if abs(v) >= 100 else f"{v:.4f}"
-    return str(value)
 
 
 def text_frame(frame: pd.DataFrame) -> pd.DataFrame:

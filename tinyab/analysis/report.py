@@ -7,57 +7,22 @@ writes its CSV tables, figures (PNG + SVG), ``report.md``, ``report.tex`` and a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tinyab import stats
 from tinyab.analysis import figures, render, tables
 from tinyab.analysis.design import Design, resolve_design
-from tinyab.analysis.records import StudyRecords, load_studies
+from tinyab.analysis.formatting import cell, percent
+from tinyab.analysis.model import Options, StudyReport, Table
 from tinyab.io import atomic_write_text
+from tinyab.records.reader import StudyRecords, load_studies
 
 MAX_VERDICTS = 12
 TABLE_KEYS = ("arms", "ablation", "comparisons", "anova", "isolation", "importance", "per_class")
 FIGURE_NAMES = ("learning_curves", "arms", "interaction", "schedule", "pruning", "forest")
-
-
-@dataclass
-class Options:
-    """What the user asked for on the command line."""
-
-    metric: str | None = None
-    by: list[str] | None = None
-    baseline: dict[str, str] | None = None
-    alpha: float = 0.05
-    seed: int = 0
-    figures: bool = True
-
-
-@dataclass
-class Table:
-    key: str  # file stem: arms -> arms.csv
-    title: str
-    frame: pd.DataFrame
-    note: str = ""
-    hidden: tuple[str, ...] = ()  # columns kept in the CSV but left out of the printed tables
-
-    @property
-    def shown(self) -> pd.DataFrame:
-        return self.frame.drop(columns=[c for c in self.hidden if c in self.frame.columns])
-
-
-@dataclass
-class StudyReport:
-    name: str
-    out_dir: Path
-    header: list[str]
-    verdicts: list[str]
-    tables: list[Table] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    figures: list[figures.FigureFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def _header(study: StudyRecords, design: Design) -> list[str]:
@@ -75,32 +40,27 @@ def _header(study: StudyRecords, design: Design) -> list[str]:
     return lines
 
 
-def _fmt(x: float) -> str:
-    return render.cell(float(x))
-
-
 def _verdict_lines(comparisons: pd.DataFrame, anova: pd.DataFrame | None, alpha: float) -> list[str]:
     """The main claims, significant ones first: comparisons, then ANOVA effects."""
     lines: list[tuple[int, float, str]] = []
     for r in comparisons.to_dict("records") if not comparisons.empty else []:
-        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else "[no CI]"
+        ci = f"[{cell(r['ci_low'])}, {cell(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else "[no CI]"
         lines.append(
             (
                 0,
                 r["p_holm"] if np.isfinite(r["p_holm"]) else 2.0,
                 f"{r['family']}: {r['a']} vs {r['b']}: Δ {r['delta']:+.4f} {ci}, {r['test']} "
-                f"Holm p = {_fmt(r['p_holm'])} → {r['verdict']}",
+                f"Holm p = {cell(r['p_holm'])} → {r['verdict']}",
             )
         )
     for r in anova.to_dict("records") if anova is not None else []:
         if r["source"] != "Residual" and np.isfinite(r["p"]):
-            word = "effect" if r["p"] < alpha else "no detectable effect"
             lines.append(
                 (
                     1,
                     r["p"],
-                    f"ANOVA {r['source']}: F = {_fmt(r['F'])}, p = {_fmt(r['p'])}, "
-                    f"partial η² = {_fmt(r['partial_eta_sq'])} → {word} at α={alpha:g}",
+                    f"ANOVA {r['source']}: F = {cell(r['F'])}, p = {cell(r['p'])}, "
+                    f"partial η² = {cell(r['partial_eta_sq'])} → {stats.anova_verdict(r['p'], alpha)}",
                 )
             )
     lines.sort(key=lambda t: t[:2])
@@ -114,16 +74,11 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     """Compute every table and figure of one study; figures are saved into ``out_dir``."""
     design = resolve_design(study, options.metric, options.by)
     alpha = options.alpha
-    level = f"{100 * (1 - alpha):g}%"
+    level = percent(1 - alpha)
     arms = tables.arms_table(design, 1 - alpha, options.seed)
     baseline = options.baseline
-    if (
-        baseline is None
-        and study.kind == "ablation"
-        and design.factors == ["arm"]
-        and study.spec.get("baseline_arm")
-    ):
-        baseline = {"arm": str(study.spec["baseline_arm"])}
+    if baseline is None and design.baseline_arm:
+        baseline = {"arm": design.baseline_arm}
     comparisons, comparison_note = tables.comparisons_table(design, alpha, baseline)
     anova = tables.anova_table(design)
     ablation = tables.ablation_table(study, design, alpha)
@@ -184,7 +139,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     if per_class is not None:
         report.tables.append(Table("per_class", "Per class: best arm's top and bottom classes", per_class))
     if options.figures:
-        _figures(study, design, arms, ablation, out_dir, report)
+        _figures(study, design, arms, ablation, 1 - alpha, out_dir, report)
     return report
 
 
@@ -201,14 +156,24 @@ def _importance(study: StudyRecords, options: Options, report: StudyReport) -> N
         report.tables.append(Table("importance", "fANOVA importance (descriptive)", table, note))
 
 
-def _figures(study, design, arms, ablation, out_dir: Path, report: StudyReport) -> None:
+def _figures(
+    study: StudyRecords,
+    design: Design,
+    arms: pd.DataFrame,
+    ablation: pd.DataFrame | None,
+    confidence: float,
+    out_dir: Path,
+    report: StudyReport,
+) -> None:
+    """Draw and save every figure that applies; intervals at ``confidence``, the tables' where they exist."""
+    curves = figures.learning_curves(design, study.epochs, arms, confidence)
     made = [
-        ("learning_curves", "Learning curves", figures.learning_curves(design, study.epochs, arms)),
-        ("arms", "Arm comparison", figures.arm_comparison(design, arms)),
-        ("interaction", "Interaction", figures.interaction(design)),
+        ("learning_curves", "Learning curves", curves),
+        ("arms", "Arm comparison", figures.arm_comparison(design, arms, confidence)),
+        ("interaction", "Interaction", figures.interaction(design, confidence)),
         ("schedule", "Schedule: learning rate and resolution", figures.schedule(design, study.epochs, arms)),
         ("pruning", "Pruning overview", figures.pruning(design, study.epochs)),
-        ("forest", "Ablation contributions", figures.forest(ablation, design.metric)),
+        ("forest", "Ablation contributions", figures.forest(ablation, design.metric, confidence)),
     ]
     for name, caption, fig in made:
         if fig is not None:

@@ -13,15 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tinyab.analysis import stats
-from tinyab.analysis.design import Design, arm_label, format_value
-from tinyab.analysis.records import CONTINUOUS, StudyRecords
+from tinyab import stats
+from tinyab.analysis.design import Design, arm_label
+from tinyab.analysis.formatting import level
 from tinyab.errors import UserError
+from tinyab.records.reader import CONTINUOUS, StudyRecords
 from tinyab.schema import suggest
 
 MAX_ALL_PAIRS_LEVELS = 12
 BUCKETS = 5
 PER_CLASS_SHOWN = 5
+
+Row = tuple[str, str, str, stats.Comparison]  # (family, a, b, comparison of a against b)
 
 
 def _best(values: pd.Series, higher: bool) -> float:
@@ -62,51 +65,31 @@ def arms_table(design: Design, confidence: float = 0.95, seed: int = 0) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _align(
-    a: pd.DataFrame, b: pd.DataFrame, keys: list[str], metric: str
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Pair seeds across two arms when every key set appears once per arm and most trials find a twin."""
-    if all(k in a.columns for k in keys):
-        twins_a = dict(zip(a[keys].itertuples(index=False, name=None), a[metric], strict=True))
-        twins_b = dict(zip(b[keys].itertuples(index=False, name=None), b[metric], strict=True))
-        shared = [k for k in twins_a if k in twins_b]
-        unique = len(twins_a) == len(a) and len(twins_b) == len(b)
-        if unique and len(shared) >= 2 and 2 * len(shared) >= max(len(a), len(b)):
-            return np.array([twins_a[k] for k in shared]), np.array([twins_b[k] for k in shared]), True
-    return a[metric].to_numpy(float), b[metric].to_numpy(float), False
-
-
 def _match_level(key: str, value: str, levels: list[Any]) -> Any:
     """The level of ``key`` that ``value`` (from the command line) names, compared as text or number."""
-    for level in levels:
-        if format_value(level) == value or str(level) == value:
-            return level
+    for candidate in levels:
+        if level(candidate) == value or str(candidate) == value:
+            return candidate
         try:
-            if isinstance(level, (int, float)) and np.isclose(float(value), float(level)):
-                return level
+            if isinstance(candidate, (int, float)) and np.isclose(float(value), float(candidate)):
+                return candidate
         except ValueError:
             continue
-    shown = ", ".join(format_value(v) for v in levels)
-    raise UserError(
-        f"--baseline {key}={value}: no such level{suggest(value, map(format_value, levels))} ({shown})"
-    )
+    shown = ", ".join(level(v) for v in levels)
+    raise UserError(f"--baseline {key}={value}: no such level{suggest(value, map(level, levels))} ({shown})")
 
 
-def _select(frame: pd.DataFrame, keys: list[str], level: tuple[Any, ...]) -> pd.DataFrame:
+def _select(frame: pd.DataFrame, keys: list[str], values: tuple[Any, ...]) -> pd.DataFrame:
     mask = np.ones(len(frame), dtype=bool)
-    for key, value in zip(keys, level, strict=True):
+    for key, value in zip(keys, values, strict=True):
         column = frame[key]
         mask &= (column.isna() if pd.isna(value) else column == value).to_numpy()
     return frame[mask]
 
 
-def _verdict(row: dict[str, Any], alpha: float, higher: bool) -> str:
-    if not np.isfinite(row["p_holm"]):
-        return f"not testable (n={min(row['n_a'], row['n_b'])})"
-    if row["p_holm"] >= alpha:
-        return f"no detectable difference at α={alpha:g}"
-    a_better = (row["delta"] > 0) == higher
-    return f"{row['a'] if a_better else row['b']} better than {row['b'] if a_better else row['a']}"
+def _tuples(frame: pd.DataFrame, keys: list[str]) -> list[tuple[Any, ...]]:
+    """Each trial's values of ``keys``: what pairs it with its twin in another arm."""
+    return list(frame[keys].itertuples(index=False, name=None))
 
 
 def compare_levels(
@@ -116,8 +99,8 @@ def compare_levels(
     alpha: float,
     family: str,
     family_size: int | None = None,
-) -> list[dict[str, Any]]:
-    """One comparison row per (A, B) pair of levels of ``keys``, pooling over the other factors.
+) -> list[Row]:
+    """One comparison per (A, B) pair of levels of ``keys``, pooling over the other factors.
 
     The MDE is at α / ``family_size`` (Holm's strictest step; default: the number of pairs).
     """
@@ -126,24 +109,26 @@ def compare_levels(
     rows = []
     for level_a, level_b in pairs:
         sub_a, sub_b = _select(design.done, keys, level_a), _select(design.done, keys, level_b)
-        a, b, paired = _align(sub_a, sub_b, pair_keys, design.metric)
-        result = stats.compare(a, b, paired, 1 - alpha, mde_alpha, design.higher_is_better)
-        rows.append(
-            {"family": family, "a": arm_label(level_a, keys), "b": arm_label(level_b, keys)} | asdict(result)
+        a, b, paired = stats.pair_by_keys(
+            _tuples(sub_a, pair_keys), sub_a[design.metric], _tuples(sub_b, pair_keys), sub_b[design.metric]
         )
+        result = stats.compare(a, b, paired, 1 - alpha, mde_alpha, design.higher_is_better)
+        rows.append((family, arm_label(level_a, keys), arm_label(level_b, keys), result))
     return rows
 
 
-def _finish(rows: list[dict[str, Any]], alpha: float, higher: bool) -> pd.DataFrame:
-    """Holm over the whole family, then the verdicts."""
-    if not rows:
+def _finish(family: list[Row], alpha: float, higher: bool) -> pd.DataFrame:
+    """One table row per comparison, with its Holm p and verdict over the whole family."""
+    if not family:
         return pd.DataFrame()
-    for row, p_holm in zip(rows, stats.holm([r["p"] for r in rows]), strict=True):
-        row["p_holm"] = float(p_holm)
-        row["verdict"] = _verdict(row, alpha, higher)
-        row["design"] = f"paired ({row['n_a']} pairs)" if row.pop("paired") else "unpaired"
+    judged = stats.judge([(a, b, c) for _, a, b, c in family], alpha, higher)
+    rows = []
+    for (name, a, b, c), (p_holm, verdict) in zip(family, judged, strict=True):
+        row = {"family": name, "a": a, "b": b} | asdict(c) | {"p_holm": p_holm, "verdict": verdict}
+        row["design"] = f"paired ({c.n_a} pairs)" if row.pop("paired") else "unpaired"
+        rows.append(row)
     first = ["family", "a", "b", "verdict", "delta", "ci_low", "ci_high", "p_holm", "test", "p", "design"]
-    return pd.DataFrame(rows, columns=first + [c for c in rows[0] if c not in first])
+    return pd.DataFrame(rows, columns=first + [col for col in rows[0] if col not in first])
 
 
 def _level_means(design: Design, key: str) -> dict[Any, float]:
@@ -158,7 +143,7 @@ def comparisons_table(
 
     Returns the table (one Holm family) and a note on what was compared.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     if baseline:
         keys = list(baseline)
         for key in keys:
@@ -199,9 +184,9 @@ def anova_table(design: Design) -> pd.DataFrame | None:
 
 def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.DataFrame | None:
     """Each arm's contribution (baseline − arm) with CI, Holm p, verdict and cost; None for a search."""
-    if study.kind != "ablation" or design.factors != ["arm"]:
+    if not design.ablation:
         return None
-    base = str(study.spec.get("baseline_arm", ""))
+    base = design.baseline_arm or ""
     arms = [a for a in design.levels["arm"] if str(a) != base]
     if base not in {str(a) for a in design.levels["arm"]}:
         raise UserError(f"{study.runs[0] / 'study.yaml'}: baseline_arm '{base}' has no rerun trials")
@@ -257,7 +242,7 @@ def _buckets(values: pd.Series, log: bool, count: int = BUCKETS) -> pd.Series:
     if log:
         finite = finite[finite > 0]
     if finite.nunique() < 2:
-        return x.map(format_value)
+        return x.map(level)
     lo, hi = float(finite.min()), float(finite.max())
     edges = np.geomspace(lo, hi, count + 1) if log else np.linspace(lo, hi, count + 1)
     index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, count - 1)
@@ -272,8 +257,8 @@ def _level_order(design: Design):
 
     def key(column: pd.Series) -> pd.Series:
         if column.name in design.levels:
-            rank = {format_value(v): i for i, v in enumerate(design.levels[column.name])}
-            return column.map(lambda v: rank.get(format_value(v), len(rank)))
+            rank = {level(v): i for i, v in enumerate(design.levels[column.name])}
+            return column.map(lambda v: rank.get(level(v), len(rank)))
         return column
 
     return key

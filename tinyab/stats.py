@@ -7,8 +7,10 @@ Choices (documented in docs/report.md):
   nominal level, t does not); past 1000 values the mean is normal to any precision that matters and
   BCa's jackknife (O(n²)) only costs time.
 - Δ mean CI follows the primary test: t on the paired differences, else Welch–Satterthwaite.
+- Pairing: by seed (and the other varied keys) when every key is unique per arm and at least two pairs
+  cover at least half of the larger arm.
 - Primary test: paired t when the arms share seeds, else Welch's t. Secondary: Wilcoxon signed-rank or
-  Mann–Whitney U. Verdicts use the primary test's Holm-adjusted p.
+  Mann–Whitney U. Verdicts use the primary test's Holm-adjusted p over the report's family of rows.
 - Hedges' g: mean difference over the pooled SD of the two arms, times J = 1 − 3 / (4(n_a + n_b) − 9).
 - P(A>B): the share of pairs where A beats B (ties count half); unpaired, the AUC U / (n_a n_b).
 - MDE: the smallest |Δ| the primary test detects with 80% power at α / m (Holm's strictest step over a
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 BOOTSTRAP_MIN_N = 10
@@ -85,6 +89,18 @@ def mean_interval(x: np.ndarray, confidence: float = 0.95, seed: int = 0) -> Int
     return Interval(*bca_interval(x, confidence, seed), "BCa bootstrap")
 
 
+def t_half_width(sd: ArrayLike, n: ArrayLike, confidence: float = 0.95) -> np.ndarray:
+    """Half-width of the t interval of a mean from summaries (SD, n), NaN below two values.
+
+    For curves aggregated with pandas (one mean, SD and count per arm and epoch), where the values
+    themselves are not at hand.
+    """
+    sd, n = np.asarray(sd, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
+        return np.where(n > 1, t * sd / np.sqrt(n), np.nan)
+
+
 def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Welch–Satterthwaite interval for mean(a) − mean(b)."""
     a, b = _clean(a), _clean(b)
@@ -109,6 +125,20 @@ def pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     ss = sum(((x - x.mean()) ** 2).sum() for x in (a, b))  # a single-seed arm adds no spread
     return float(np.sqrt(ss / dof))
+
+
+def pooled_paired_sd(differences: Sequence[ArrayLike]) -> float | None:
+    """SD of paired differences pooled over several vectors (one per arm), weighted by degrees of freedom.
+
+    Every arm's (arm − baseline) differences carry the same seed noise, so pooling their variances gives
+    one estimate with more degrees of freedom than any arm alone; a vector with fewer than two values
+    adds none. None when no vector has two.
+    """
+    parts = [d for d in map(_clean, differences) if len(d) >= 2]
+    if not parts:
+        return None
+    ss = sum(((d - d.mean()) ** 2).sum() for d in parts)
+    return float(np.sqrt(ss / sum(len(d) - 1 for d in parts)))
 
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
@@ -142,6 +172,24 @@ def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
     m = len(order)
     out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     return out
+
+
+def pair_by_keys(
+    keys_a: Sequence[Hashable], values_a: ArrayLike, keys_b: Sequence[Hashable], values_b: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Two arms' values paired by key (seed and the other varied keys), or both as given when unpaired.
+
+    Pairs only when every key appears once per arm and at least two twins cover at least half of the
+    larger arm: a paired test on a few chance twins would throw most of the data away.
+    """
+    values_a, values_b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    twins_a = dict(zip(keys_a, values_a, strict=True))
+    twins_b = dict(zip(keys_b, values_b, strict=True))
+    shared = [k for k in twins_a if k in twins_b]
+    unique = len(twins_a) == len(values_a) and len(twins_b) == len(values_b)
+    if unique and len(shared) >= 2 and 2 * len(shared) >= max(len(values_a), len(values_b)):
+        return np.array([twins_a[k] for k in shared]), np.array([twins_b[k] for k in shared]), True
+    return values_a, values_b, False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -253,6 +301,33 @@ def compare(
         p_improvement=prob_improvement(sign * a, sign * b, paired),
         mde=minimal_detectable_effect(len(a), len(b), sd, mde_alpha, paired),
     )
+
+
+def verdict(a: str, b: str, c: Comparison, p_holm: float, alpha: float, higher_is_better: bool) -> str:
+    """The claim about arms ``a`` and ``b`` from the Holm-adjusted p of their comparison ``c``."""
+    if not np.isfinite(p_holm):
+        return f"not testable (n={min(c.n_a, c.n_b)})"
+    if p_holm >= alpha:
+        return f"no detectable difference at α={alpha:g}"
+    a_better = (c.delta > 0) == higher_is_better
+    return f"{a if a_better else b} better than {b if a_better else a}"
+
+
+def judge(
+    family: Sequence[tuple[str, str, Comparison]], alpha: float, higher_is_better: bool
+) -> list[tuple[float, str]]:
+    """(Holm p, verdict) of each (a, b, comparison) of one family, adjusted together so that the chance
+    of any false claim in the family stays at ``alpha`` however many rows it has."""
+    adjusted = holm([c.p for _, _, c in family])
+    return [
+        (float(p), verdict(a, b, c, p, alpha, higher_is_better))
+        for (a, b, c), p in zip(family, adjusted, strict=True)
+    ]
+
+
+def anova_verdict(p: float, alpha: float) -> str:
+    """The claim about one ANOVA effect, from its unadjusted p as the ANOVA table reports it."""
+    return f"{'effect' if p < alpha else 'no detectable effect'} at α={alpha:g}"
 
 
 def anova(data: pd.DataFrame, response: str, factors: list[str]) -> pd.DataFrame | None:

@@ -1,0 +1,1 @@
+"""Code shared by the tests (importable as ``helpers`` from the tests folder)."""
