@@ -20,9 +20,10 @@ from pathlib import Path
 
 from common import add_data_argument
 
+from tinyab.study.plan import search_plan
 from tinyab.study.ray_runtime import ray_session
-from tinyab.study.runner import run_search
-from tinyab.study.spec import build_study
+from tinyab.study.run import run_study
+from tinyab.study.spec import SearchStudy, build_study
 
 
 def pruner_config(name: str, warmup: int, percentile: float) -> dict:
@@ -76,13 +77,15 @@ def main() -> None:
         print(f"ray: {info.resources.get('CPU', 0):g} CPU")
         for pruner in ("none", args.pruner):
             config = pruner_config(pruner, args.warmup, args.percentile)
-            spec = build_study(study(args.samples, args.epochs, config), "pruning_savings.py", None)
-            outcome = run_search(
-                spec,
+            spec = build_study(
+                SearchStudy, study(args.samples, args.epochs, config), Path("pruning.py"), None
+            )
+            outcome = run_study(
+                search_plan(spec, "default", "pruning_savings.py"),
+                Path(folder) / pruner,
+                info,
                 profile="default",
-                source="pruning_savings.py",
-                results=folder,
-                data=args.data,
+                data=str(Path(args.data).resolve()),
                 out=lambda line: None,
             )
             results[pruner] = summarise(outcome.run_dir)

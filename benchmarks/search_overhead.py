@@ -17,13 +17,15 @@ import argparse
 import csv
 import tempfile
 import time
+from pathlib import Path
 
 from common import add_data_argument
 
 from tinyab.config import load_recipe
+from tinyab.study.plan import search_plan
 from tinyab.study.ray_runtime import ray_session
-from tinyab.study.runner import run_search
-from tinyab.study.spec import build_study
+from tinyab.study.run import run_study
+from tinyab.study.spec import SearchStudy, build_study
 
 
 def instant_train(recipe, on_epoch=None, **_):
@@ -40,16 +42,16 @@ def instant_train(recipe, on_epoch=None, **_):
     return TrainResult("completed", 0.5, 1, 0.5, 0.5, len(history), history, [], "cpu")
 
 
-def search_time(study, data: str, train_fn=None) -> tuple[float, list[float]]:
+def search_time(plan, session, data: str, train_fn=None) -> tuple[float, list[float]]:
     """Wall seconds of one whole search (plan, trials, records, summary) on the Ray already started,
     and of each trial as the driver recorded it (start to finish, in trial order)."""
     with tempfile.TemporaryDirectory() as results:
         started = time.perf_counter()
-        outcome = run_search(
-            study,
+        outcome = run_study(
+            plan,
+            Path(results) / "run",
+            session,
             profile="default",
-            source="search_overhead.py",
-            results=results,
             data=data,
             train_fn=train_fn,
             out=lambda line: None,
@@ -93,18 +95,19 @@ def main() -> None:
         "sampler": {"name": "random"},
         "resources": {"cpus": args.cpus, "concurrency": 1},
     }
-    study = build_study(raw, "search_overhead.py", None)
+    plan = search_plan(build_study(SearchStudy, raw, Path("search_overhead.py"), None), "default", "-")
 
     torch.set_num_threads(args.cpus)
     train(load_recipe("smoke", overrides, seed=0), data=args.data, progress=False)  # fills the data cache
     direct = {"engine": direct_time(train, args.trials, overrides, args.data)}
     direct["instant"] = direct_time(instant_train, args.trials, overrides, args.data)
     started = time.perf_counter()
-    with ray_session(dashboard=False):
+    with ray_session(dashboard=False) as session:
         ray_start = time.perf_counter() - started
+        data = str(Path(args.data).resolve())
         search = {
-            "engine": search_time(study, args.data),
-            "instant": search_time(study, args.data, instant_train),
+            "engine": search_time(plan, session, data),
+            "instant": search_time(plan, session, data, instant_train),
         }
 
     n = args.trials

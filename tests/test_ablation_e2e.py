@@ -24,23 +24,19 @@ pytestmark = pytest.mark.slow
 ABLATION = {
     "name": "e2e_ablation",
     "question": "Do weight decay and flips matter at this tiny scale?",
-    "baseline": {
-        "recipe": "smoke",
-        "set": {
-            "epochs": 1,
-            "resolution": [[1, 32]],
-            "data.classes": 10,
-            "data.train_per_class": 20,
-            "data.val_per_class": 20,
-            "eval_batch_size": 200,
-        },
+    "recipe": "smoke",
+    "overrides": {
+        "epochs": 1,
+        "resolution": [[1, 32]],
+        "data": {"classes": 10, "train_per_class": 20, "val_per_class": 20},
+        "eval_batch_size": 200,
     },
     "components": {
         "weight_decay": {"baseline": "5e-4", "alternatives": {"none": {"optim.weight_decay": 0.0}}},
         "flip": {"baseline": "on", "alternatives": {"off": {"augment.flip": False}}},
     },
     "nuisance": {"lr": {"key": "optim.lr", "type": "loguniform", "low": 0.05, "high": 0.4}},
-    "profiles": {"smoke": {"seeds": [11, 12], "trials_per_arm": 2, "cpus_per_trial": 1}},
+    "profiles": {"smoke": {"seeds": [11, 12], "num_samples": 2, "resources": {"cpus": 1}}},
 }
 ARMS = ["baseline", "weight_decay=none", "flip=off"]
 
@@ -65,7 +61,7 @@ def ablation_run(tmp_path_factory: pytest.TempPathFactory, mini_zip: Path) -> Pa
 def test_every_arm_gets_the_same_tuning_budget_on_one_seed(ablation_run: Path) -> None:
     tune = rows(ablation_run / "tune" / "trials.csv")
     assert sorted(r["arm"] for r in tune) == sorted(ARMS * 2)
-    assert {r["phase"] for r in tune} == {"tune"} and {r["seed"] for r in tune} == {"0"}
+    assert {r["phase"] for r in tune} == {"tune"} and {r["seed"] for r in tune} == {"1000"}
     assert all(r["status"] == "completed" for r in tune)
     # one Optuna study per arm, each with exactly the budget, sampling the nuisance only
     storage = f"sqlite:///{ablation_run / 'tune' / 'optuna.db'}"
@@ -97,8 +93,8 @@ def test_each_arm_is_rerun_with_its_best_lr_on_the_shared_seeds(ablation_run: Pa
 
 def test_report_ablation_table_equals_an_independent_computation(ablation_run: Path) -> None:
     from tinyab.analysis.design import resolve_design
-    from tinyab.analysis.records import load_studies
     from tinyab.analysis.tables import ablation_table
+    from tinyab.records.reader import load_studies
 
     (study,), _ = load_studies(ablation_run)
     table = ablation_table(study, resolve_design(study, None, None), 0.05).set_index("arm")

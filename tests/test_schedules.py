@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tinyab.config import ScheduleConfig
-from tinyab.train.resolution import phase_boundaries, resolution_at
+from tinyab.train.resolution import resolution_at
 from tinyab.train.schedules import LRSchedule, learning_rate
 
 BASE, TOP, GAMMA = 0.001, 0.1, 0.97
@@ -137,13 +137,10 @@ def test_resolution_switches_at_phase_ends():
     assert [e for e in range(1, 300) if at[e] != at[e - 1]] == [15, 45, 55]
     assert (at[0], at[14], at[15], at[44], at[45], at[54], at[55]) == (32, 32, 64, 64, 16, 16, 64)
     assert at[234] == 64 and at[299] == 64  # beyond the total the last px continues
-    assert phase_boundaries(phases) == [15, 45, 55]
 
 
 def test_resolution_single_and_repeated_phases():
     assert [resolution_at([[3, 48]], e) for e in (0, 2, 3, 1000)] == [48] * 4
-    assert phase_boundaries([[3, 48]]) == []
-    assert phase_boundaries([[2, 32], [3, 32], [1, 64]]) == [5]  # equal consecutive px is no switch
     assert resolution_at([[2, 32], [3, 32], [1, 64]], 4) == 32
     with pytest.raises(ValueError, match="at least one"):
         resolution_at([], 0)

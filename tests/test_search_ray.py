@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,78 +21,15 @@ import pytest
 import ray.cloudpickle
 import yaml
 
-from tinyab.study.runner import run_search
-from tinyab.study.spec import build_study
-from tinyab.train.engine import TrainResult
+from helpers import curves
+from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, WARMUP, curve_train, expected_pruning
+from tinyab.study.run import run_search
+from tinyab.study.spec import SearchStudy, build_study
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).parent / "ray"
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-
-# Fixed learning curves: val top-1 by (init scheme, seed kind, epoch). Xavier's "good" curves lie
-# below variance scaling's median, so a pruner that compared across arms would stop them.
-EPOCHS, WARMUP = 6, 2
-BASE = {"variance_scaling": 0.6, "xavier": 0.3}
-KINDS = ["good", "good", "bad", "late", "bad", "good", "broken"]  # by seed
-
-
-def curve(scheme: str, seed: int, epoch: int) -> float:
-    base, kind = BASE[scheme], KINDS[seed]
-    if kind == "bad":
-        return base - 0.2 + 0.01 * epoch
-    if kind == "late":  # poor during the warm-up, best afterwards: warm-up must protect it
-        return base - 0.25 if epoch <= WARMUP else base + 0.1 + 0.02 * epoch
-    return base + 0.02 * epoch
-
-
-def curve_train(recipe, on_epoch, *, data=None, device=None, progress=True, **_):
-    """A training function with learning curves fixed in advance (the engine's signature)."""
-    if KINDS[recipe.seed] == "broken":
-        raise RuntimeError(f"curve {recipe.seed} broke\nsecond line of the error")
-    history = []
-    for epoch in range(1, recipe.epochs + 1):
-        top1 = curve(recipe.init.scheme, recipe.seed, epoch)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": 1.0 - top1,
-            "train_top1": top1 + 0.05,
-            "val_loss": 1.0 - top1,
-            "val_top1": top1,
-            "val_top5": min(1.0, 2 * top1),
-            "lr": 0.1,
-            "resolution": 32,
-            "seconds": 0.0,
-            "images_per_s": 0.0,
-        }
-        history.append(metrics)
-        on_epoch(metrics)
-    best = max(history, key=lambda m: m["val_top1"])
-    per_class = [{"class_index": 0, "wnid": "n01443537", "name": "goldfish", "accuracy": best["val_top1"]}]
-    return TrainResult(
-        "completed", best["val_top1"], best["epoch"], top1, top1 + 0.05, EPOCHS, history, per_class, "cpu"
-    )
-
-
-def expected_pruning(scheme: str, seeds: list[int], n_startup: int) -> dict[int, int]:
-    """Independent reference of the median rule within one arm, trials in seed order: a trial stops
-    at the first epoch past the warm-up (and before the last) where its best value so far is below
-    the median of the completed trials' values at that epoch."""
-    completed: list[int] = []
-    pruned = {}
-    for seed in seeds:
-        if KINDS[seed] == "broken":
-            continue
-        for epoch in range(WARMUP + 1, EPOCHS):
-            best = max(curve(scheme, seed, e) for e in range(1, epoch + 1))
-            if len(completed) >= n_startup and best < statistics.median(
-                curve(scheme, s, epoch) for s in completed
-            ):
-                pruned[seed] = epoch
-                break
-        else:
-            completed.append(seed)
-    return pruned
+ray.cloudpickle.register_pickle_by_value(curves)  # workers cannot import tests/
 
 
 # A 2-node Ray cluster on this machine, started with `ray start` and stopped by killing exactly the
@@ -171,24 +107,12 @@ def optuna_trials(db: Path) -> list[tuple[str, str, int | None]]:
 # Optuna's MedianPruner, run by tinyab inside Ray Tune, on fixed curves
 
 
-CURVES_STUDY = {
-    "name": "curves",
-    "question": "Does the median pruner stop the right trials?",
-    "recipe": "smoke",
-    "overrides": {"epochs": EPOCHS},
-    "params": {"init.scheme": {"role": "scientific", "type": "grid", "values": list(BASE)}},
-    "seeds": len(KINDS),
-    "sampler": {"name": "random"},
-    "pruner": {"name": "median", "warmup_epochs": WARMUP, "options": {"n_startup_trials": 2}},
-    "resources": {"cpus": 1, "concurrency": 1},  # one at a time: completion order = plan order
-}
-
-
 def run_curves(results: str, address: str) -> None:
     """The driver of the curves study (run in a subprocess: it needs RAY_AUTH_MODE=token from the start)."""
-    study = build_study(CURVES_STUDY, "curves.yaml", None)
+    study = build_study(SearchStudy, CURVES_STUDY, Path("curves.yaml"), None)
+    run_dir = Path(results) / "curves" / "run"
     outcome = run_search(
-        study, profile="default", source="curves.yaml", results=results, address=address, train_fn=curve_train
+        study, run_dir, profile="default", source="curves.yaml", address=address, train_fn=curve_train
     )
     print(f"RUN_DIR={outcome.run_dir}")
 
@@ -196,7 +120,9 @@ def run_curves(results: str, address: str) -> None:
 @pytest.fixture(scope="module")
 def pruned_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     results = tmp_path_factory.mktemp("pruning")
-    driver = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {__name__} as t; "
+    driver = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {Path(__file__).stem} as t; "
+    )
     driver += f"t.run_curves({str(results)!r}, {cluster!r})"
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     done = subprocess.run(

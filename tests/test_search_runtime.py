@@ -62,11 +62,15 @@ def test_free_port_skips_a_port_in_use() -> None:
 
 def test_a_study_asking_for_more_than_the_cluster_has_is_refused() -> None:
     from tinyab.errors import UserError
-    from tinyab.study.runner import _check_fits
-    from tinyab.study.spec import load_study
+    from tinyab.study import catalog
+    from tinyab.study.plan import search_plan
+    from tinyab.study.run import _check_fits
 
-    full = load_study("init_vs_wd", "full")  # GPU fractions per trial
+    def plan(profile: str):
+        study = catalog.load("search", catalog.locate("search", "init_vs_wd"), profile)
+        return search_plan(study, profile, "init_vs_wd.yaml")
+
     cpu_only = RayInfo(address="local", local=True, resources={"CPU": 16.0})
     with pytest.raises(UserError, match=r"resources.gpus: a trial asks for 0.5 GPU, the Ray cluster has 0"):
-        _check_fits(full, cpu_only)
-    _check_fits(load_study("init_vs_wd", "smoke"), cpu_only)
+        _check_fits(plan("full"), cpu_only)  # GPU fractions per trial
+    _check_fits(plan("smoke"), cpu_only)

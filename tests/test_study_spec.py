@@ -9,11 +9,26 @@ import pytest
 import yaml
 
 from tinyab.cli import main
-from tinyab.study.plan import plan_trials
-from tinyab.study.records import RecordsWriter, trial_columns
-from tinyab.study.spec import build_study, load_study, study_files
+from tinyab.config import load_recipe
+from tinyab.records import RecordsWriter, TrialRecord
+from tinyab.study import catalog
+from tinyab.study.plan import search_plan
+from tinyab.study.spec import SearchStudy, build_study
 
 SHIPPED = ["clr_bounds", "dropout", "init_vs_wd", "resolution_schedule", "seed_net2"]
+
+
+def load_study(name: str, profile: str | None) -> SearchStudy:
+    return catalog.load("search", catalog.locate("search", name), profile)
+
+
+def build(data: dict, profile: str | None, overrides: dict | None = None) -> SearchStudy:
+    return build_study(SearchStudy, data, Path("tiny.yaml"), profile, overrides)
+
+
+def plan_trials(study: SearchStudy) -> list:
+    return search_plan(study, "default", "tiny.yaml").slots()
+
 
 GOOD = {
     "name": "tiny",
@@ -32,7 +47,7 @@ GOOD = {
 
 
 def test_shipped_studies_load_in_both_profiles() -> None:
-    assert sorted(study_files()) == SHIPPED
+    assert sorted(catalog.study_files("search")) == SHIPPED
     for name in SHIPPED:
         for profile in ("smoke", "full"):
             study = load_study(name, profile)
@@ -50,7 +65,7 @@ def test_init_vs_wd_smoke_meets_the_acceptance_shape() -> None:
 
 
 def test_grid_arms_are_crossed_with_the_same_seeds() -> None:
-    study = build_study(GOOD, "tiny.yaml", "smoke")
+    study = build(GOOD, "smoke")
     slots = plan_trials(study)
     assert len(slots) == 2 * 2 * 2  # arms x num_samples x seeds
     assert len({s.trial_id for s in slots}) == len(slots)
@@ -60,11 +75,11 @@ def test_grid_arms_are_crossed_with_the_same_seeds() -> None:
 
 
 def test_set_overrides_go_to_the_study_or_the_recipe() -> None:
-    study = build_study(GOOD, "tiny.yaml", "full", {"seeds": 5, "epochs": 2, "data": {"classes": 3}})
+    study = build(GOOD, "full", {"seeds": 5, "epochs": 2, "data": {"classes": 3}})
     assert study.seed_list == [0, 1, 2, 3, 4]
-    recipe = study.recipe_for({"init.scheme": "xavier", "optim.lr": 0.1}, seed=4)
+    recipe = load_recipe(study.trial_recipe({"init.scheme": "xavier", "optim.lr": 0.1}, seed=4))
     assert (recipe.epochs, recipe.data.classes, recipe.init.scheme, recipe.seed) == (2, 3, "xavier", 4)
-    resolved = study.resolved("full", "tiny.yaml")
+    resolved = search_plan(study, "full", "tiny.yaml").record
     assert resolved["kind"] == "search"
     assert resolved["params"]["epochs"] == {"role": "fixed", "value": 2}
     assert resolved["params"]["init.scheme"]["role"] == "scientific"
@@ -134,13 +149,13 @@ def test_empty_choice_list_and_unknown_recipe_field_are_named(tmp_path: Path) ->
 
     empty = _bad("params/optim.lr", {"role": "nuisance", "type": "choice", "values": []})
     with pytest.raises(ConfigError, match=r"tiny.yaml.params.optim.lr.values: expected a non-empty list"):
-        build_study(empty, "tiny.yaml", None)
+        build(empty, None)
     typo = _bad("params/optim.weight_decy", {"role": "scientific", "type": "grid", "values": [0.1]})
     with pytest.raises(ConfigError, match=r"not a recipe field \(did you mean 'optim.weight_decay'\?\)"):
-        build_study(typo, "tiny.yaml", None)
+        build(typo, None)
     wrong_value = _bad("params/init.scheme", {"role": "scientific", "type": "grid", "values": ["he"]})
     with pytest.raises(ConfigError, match=r"params.init.scheme: value 'he' rejected"):
-        build_study(wrong_value, "tiny.yaml", None)
+        build(wrong_value, None)
 
 
 def test_unknown_study_name_lists_the_available_ones(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,16 +168,34 @@ def test_unknown_study_name_lists_the_available_ones(capsys: pytest.CaptureFixtu
 def test_records_reopen_repairs_what_a_kill_leaves(tmp_path: Path) -> None:
     """A torn last line and detail rows of an unrecorded trial are dropped; recorded trials stay."""
     run = tmp_path / "run"
-    writer = RecordsWriter(run, trial_columns(["optim.lr"]))
+    writer = RecordsWriter(run, ["optim.lr"], "val_top1")
     writer.create({"name": "x"}, {"python": "3"})
-    epoch = {"epoch": 1, "val_top1": 0.5}
-    writer.append({"trial_id": "t0000", "status": "completed", "seed": 0, "optim.lr": 0.1}, [epoch], [])
+    epoch = {"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_top1": 0.5}
+    record = TrialRecord.from_epochs("t0000", "completed", 0, {"optim.lr": 0.1}, [epoch], "val_top1")
+    writer.append(record, [epoch], [])
     writer._write("epochs.csv", [{**epoch, "trial_id": "t0001"}])  # killed before t0001's trials row
     writer.close()
     with (run / "trials.csv").open("a") as f:
         f.write("t0002,compl")  # killed mid-write
-    finished = RecordsWriter(run, trial_columns(["optim.lr"])).reopen()
+    finished = RecordsWriter(run, ["optim.lr"], "val_top1").reopen()
     assert list(finished) == ["t0000"]
+    assert finished["t0000"].objective == 0.5 and finished["t0000"].values == {"optim.lr": "0.1"}
     with (run / "epochs.csv").open() as f:
         assert [row["trial_id"] for row in csv.DictReader(f)] == ["t0000"]
     assert (run / "trials.csv").read_text().endswith("\n")
+
+
+def test_a_grown_plan_keeps_every_trial_id_and_adds_new_ones_after() -> None:
+    plan = search_plan(build(GOOD, "smoke"), "smoke", "tiny.yaml")
+    first = plan.slots()
+    grown = plan.grow(seeds=[2, 3])
+    slots = grown.slots()
+    assert slots[: len(first)] == first  # nothing renumbered
+    added = slots[len(first) :]
+    assert sorted({(s.config, s.seed) for s in added}) == [(c, s) for c in (0, 1) for s in (2, 3)]
+    assert [s.trial_id for s in slots] == [f"t{i:04d}" for i in range(len(slots))]
+    assert grown.seeds == [0, 1, 2, 3] and plan.seeds == [0, 1]
+    more = grown.grow(configs=3)
+    assert more.slots()[: len(slots)] == slots
+    assert {(s.config, s.seed) for s in more.slots()[len(slots) :]} == {(2, s) for s in (0, 1, 2, 3)}
+    assert grown.grow(seeds=[0]) is grown  # nothing new: the same plan

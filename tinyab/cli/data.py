@@ -16,15 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="the .zip or extracted folder (default: $TINYAB_DATA, else the downloaded copy)",
     )
-    info.set_defaults(func=run_info)
+    info.set_defaults(func=cmd_info)
 
     download = commands.add_parser("download", help="download, verify and extract the official archive")
     download.add_argument("--dir", help="destination folder (default: $TINYAB_HOME, else ~/.cache/tinyab)")
     download.add_argument("--url", help="archive URL (default: the official cs231n URL)")
-    download.set_defaults(func=run_download)
+    download.set_defaults(func=cmd_download)
 
 
-def run_info(args: argparse.Namespace) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     from tinyab.data import dataset_info, resolve_data_path
 
     info = dataset_info(resolve_data_path(args.path))
@@ -36,7 +36,7 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_download(args: argparse.Namespace) -> int:
+def cmd_download(args: argparse.Namespace) -> int:
     from tinyab.data import OFFICIAL_URL, download, tinyab_home
 
     folder = download(args.dir or tinyab_home(), url=args.url or OFFICIAL_URL)

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output folder (default <run>/report)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of sampled plots")
     p.add_argument("--no-figures", action="store_true", help="tables only (faster)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=cmd_report)
 
 
 def parse_baseline(items: list[str] | None) -> dict[str, str] | None:
@@ -49,7 +49,7 @@ def parse_baseline(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from tinyab.analysis import render
     from tinyab.analysis.report import Options, report
 

@@ -1,18 +1,20 @@
-"""Options shared by ``tinyab search`` and ``tinyab ablate``, so both commands read and behave alike."""
+"""The options ``tinyab search`` and ``tinyab ablate`` share: both run a study the same way."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tinyab.config import parse_overrides
+from tinyab.errors import UserError
+
+if TYPE_CHECKING:
+    from tinyab.study import RunRequest
 
 
-def add_study_arguments(
-    parser: argparse.ArgumentParser, *, noun: str, resume_help: str, set_help: str
-) -> None:
-    """Add --profile, --data, --results, --address, --dashboard, --resume and --set.
-
-    ``noun`` names what the command runs ("study", "ablation") in the --results help; the --resume and
-    --set help differ because the commands resume and override different things.
-    """
+def add_study_arguments(parser: argparse.ArgumentParser, *, noun: str) -> None:
+    """Add the options of a study run; ``noun`` names what the command runs ("study", "ablation")."""
     parser.add_argument(
         "--profile",
         choices=["smoke", "full", "auto"],
@@ -24,6 +26,26 @@ def add_study_arguments(
         "--results", default="results", help=f"records go to RESULTS/<{noun}>/<run>/ (default: results)"
     )
     parser.add_argument(
+        "--run", help="run folder name (default: <profile>-<date>-<time>); with --resume, the run"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help=f"continue the newest run of this {noun} (or --run)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check the file and print the plan; run nothing"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study field (seeds=2, pruner.name=median) or a recipe field (epochs=5); repeatable",
+    )
+    parser.add_argument(
+        "--num-samples", type=int, help="nuisance configurations per arm (overrides the study)"
+    )
+    parser.add_argument(
         "--address", help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray"
     )
     parser.add_argument(
@@ -32,21 +54,46 @@ def add_study_arguments(
         default=True,
         help="start Ray's dashboard with the local Ray (default: on, at 127.0.0.1)",
     )
-    parser.add_argument("--resume", action="store_true", help=resume_help)
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help
+        "--dashboard-host",
+        default="127.0.0.1",
+        help="address the dashboard binds to; anything but 127.0.0.1 exposes it (a warning is printed)",
     )
 
 
-def pick_profile(requested: str, profiles: list[str]) -> tuple[str | None, str]:
-    """The profile to run and a line saying why; ``auto`` takes ``full`` with a GPU, else ``smoke``."""
-    if requested != "auto":
-        return requested, f"profile: {requested}"
-    if not profiles:
-        return None, "profile: the study defines none; running it as written"
-    import torch
+def run_request(args: argparse.Namespace, name: str) -> RunRequest:
+    """The parsed options as the library's request."""
+    from tinyab.study import RunRequest
 
-    gpu = torch.cuda.is_available()
-    chosen = "full" if gpu else "smoke"
-    reason = "a GPU is visible" if gpu else "no GPU is visible"
-    return chosen, f"profile: auto -> {chosen} ({reason}; choose with --profile smoke|full)"
+    overrides = parse_overrides(args.overrides)
+    if args.num_samples is not None:
+        if args.num_samples < 1:
+            raise UserError(f"--num-samples: expected a positive integer, got {args.num_samples}")
+        overrides["num_samples"] = args.num_samples
+    return RunRequest(
+        name=name,
+        profile=args.profile,
+        overrides=overrides,
+        data=args.data,
+        results=Path(args.results),
+        run=args.run,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        address=args.address,
+        dashboard=args.dashboard,
+        dashboard_host=args.dashboard_host,
+    )
+
+
+def print_entries(kind: str) -> int:
+    """``tinyab spaces`` / ``tinyab ablations``: each study with its question."""
+    from tinyab.study import entries
+
+    found = entries(kind)  # type: ignore[arg-type]
+    if not found:
+        folder = "search_spaces" if kind == "search" else "ablations"
+        print(f"none found (looked for {folder}/*.yaml)")
+    width = max((len(e.name) for e in found), default=0) + 2
+    for entry in found:
+        print(f"{entry.name:<{width}}{entry.question}")
+    return 0

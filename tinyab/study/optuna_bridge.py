@@ -1,16 +1,19 @@
 """Optuna inside the driver: one Optuna study per arm, asked for nuisance values and told every epoch.
 
 Ray Tune's OptunaSearch hard-codes Optuna's NopPruner, so tinyab drives Optuna itself with ask/tell.
-Each arm (a combination of scientific values) has its own Optuna study in the run's ``optuna.db``:
-its sampler tunes the nuisance parameters for that arm only, and its pruner compares a trial only
-with trials of the same arm. Every seed of a configuration is its own Optuna trial (the same
-parameters, enqueued), tagged with tinyab's trial id, configuration index and seed.
+Each arm has its own Optuna study in the run's ``optuna.db``: its sampler tunes the nuisance
+parameters for that arm only, and its pruner compares a trial only with trials of the same arm. Every
+seed of a configuration is its own Optuna trial (the same parameters, enqueued), tagged with tinyab's
+trial id, configuration index and seed. The option checks of a study's sampler and pruner live here,
+beside the builders that use the options.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,11 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from tinyab.study.plan import TrialSlot
-from tinyab.study.spec import ParamSpec, PrunerConfig, SamplerConfig, StudySpec, pruner_class, sampler_class
+from tinyab.errors import ConfigError
+from tinyab.records import Status, TrialRecord
+from tinyab.schema import suggest
+from tinyab.study.plan import StudyPlan, TrialSlot
+from tinyab.study.spec import Distribution, PrunerConfig, SamplerConfig, StudyFile
 
 TRIAL_ATTR, CONFIG_ATTR, SEED_ATTR = "tinyab_trial", "tinyab_config", "tinyab_seed"
 
@@ -32,7 +38,70 @@ STATES = {
 }
 
 
-def distribution(param: ParamSpec) -> BaseDistribution:
+def sampler_class(name: str) -> Any:
+    """Optuna's sampler class for a study's sampler name (``grid`` enumerates, then draws nothing)."""
+    return {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "qmc": optuna.samplers.QMCSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "grid": optuna.samplers.RandomSampler,
+    }[name]
+
+
+def pruner_class(name: str) -> Any:
+    """The constructor whose keyword arguments a pruner's ``options`` are."""
+    if name == "asha":
+        from ray.tune.schedulers import AsyncHyperBandScheduler
+
+        return AsyncHyperBandScheduler
+    return {
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "patient": optuna.pruners.PatientPruner,
+        "none": optuna.pruners.NopPruner,
+    }[name]
+
+
+# Arguments tinyab sets itself: the study decides them, not the options.
+_RESERVED_OPTIONS = {"wrapped_pruner", "time_attr", "metric", "mode", "max_t", "grace_period", "seed"}
+
+
+def _check(cls: Any, label: str, options: dict[str, Any], where: str) -> None:
+    """Each option must be a keyword argument of the constructor ``cls``."""
+    params = inspect.signature(cls).parameters
+    valid = [p for p in params if p not in _RESERVED_OPTIONS and p != "self"]
+    for key in options:
+        if key not in valid:
+            hint = suggest(key, valid) or (f"; valid: {', '.join(valid)}" if valid else "; it takes none")
+            raise ConfigError(f"{where}.{key}: not an option of the {label}{hint}")
+
+
+def check_options(study: StudyFile, where: str) -> None:
+    """The sampler's and pruner's options name real arguments (and the required ones are given)."""
+    sampler, pruner = study.sampler, study.pruner
+    _check(
+        sampler_class(sampler.name), f"{sampler.name} sampler", sampler.options, f"{where}.sampler.options"
+    )
+    _check(pruner_class(pruner.name), f"{pruner.name} pruner", pruner.options, f"{where}.pruner.options")
+    if pruner.wrapped is not None:
+        _check(
+            pruner_class(pruner.wrapped), f"{pruner.wrapped} pruner", pruner.wrapped_options,
+            f"{where}.pruner.wrapped_options",
+        )  # fmt: skip
+    if pruner.name == "percentile" and "percentile" not in pruner.options:
+        raise ConfigError(
+            f"{where}.pruner.options.percentile: required for the percentile pruner (e.g. 25.0)"
+        )
+    if pruner.name == "patient" and "patience" not in pruner.options:
+        raise ConfigError(
+            f"{where}.pruner.options.patience: required for the patient pruner (epochs without improvement)"
+        )
+
+
+def distribution(param: Distribution) -> BaseDistribution:
     if param.discrete:
         return CategoricalDistribution(param.values or [])
     assert param.low is not None and param.high is not None
@@ -60,54 +129,50 @@ def build_pruner(config: PrunerConfig) -> optuna.pruners.BasePruner:
     return pruner_class(config.name)(**config.options)
 
 
-def arm_label(arm: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in arm.items()) or "all"
-
-
-def grid_points(study: StudySpec) -> list[dict[str, Any]]:
-    """The nuisance grid in a seeded random order (the ``grid`` sampler runs its first num_samples)."""
-    keys = study.nuisance
+def grid_points(plan: StudyPlan) -> list[dict[str, Any]]:
+    """The nuisance grid in a seeded random order (the ``grid`` sampler runs its first configurations)."""
+    keys = list(plan.nuisance)
     points = [
         dict(zip(keys, combo, strict=True))
-        for combo in itertools.product(*(study.params[k].values or [] for k in keys))
+        for combo in itertools.product(*(plan.nuisance[k].values or [] for k in keys))
     ]
-    random.Random(study.sampler.seed).shuffle(points)
+    random.Random(plan.sampler.seed).shuffle(points)
     return points
 
 
 class OptunaBridge:
     """Asks Optuna for each trial's nuisance values, reports its epochs, prunes, and tells the outcome."""
 
-    def __init__(self, study: StudySpec, db_path: Path) -> None:
-        self.spec = study
-        self.arms = study.arms()
-        self.distributions = {key: distribution(study.params[key]) for key in study.nuisance}
-        self.grid = grid_points(study) if study.sampler.name == "grid" else None
-        self.prunes = study.pruner.name not in ("none", "asha")
+    def __init__(self, plan: StudyPlan, db_path: Path) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.plan = plan
+        self.distributions = {key: distribution(param) for key, param in plan.nuisance.items()}
+        self.grid = grid_points(plan) if plan.sampler.name == "grid" else None
+        self.prunes = plan.pruner.name not in ("none", "asha")
         storage = optuna.storages.RDBStorage(f"sqlite:///{db_path}")
-        direction = "maximize" if study.mode == "max" else "minimize"
+        direction = "maximize" if plan.mode == "max" else "minimize"
         self.studies = []
-        for index, arm in enumerate(self.arms):
+        for index, arm in enumerate(plan.arms):
             arm_study = optuna.create_study(
                 storage=storage,
-                study_name=f"{study.name} [{index}] {arm_label(arm)}",
+                study_name=f"{plan.name} [{index}] {arm.name}",
                 direction=direction,
-                pruner=build_pruner(study.pruner),
+                pruner=build_pruner(plan.pruner),
                 load_if_exists=True,
             )
-            arm_study.sampler = build_sampler(study.sampler, len(arm_study.get_trials(deepcopy=False)))
-            arm_study.set_user_attr("arm", arm)
-            arm_study.set_user_attr("question", study.question)
+            arm_study.sampler = build_sampler(plan.sampler, len(arm_study.get_trials(deepcopy=False)))
+            arm_study.set_user_attr("arm", arm.label)
+            arm_study.set_user_attr("question", plan.question)
             self.studies.append(arm_study)
         self.live: dict[str, optuna.Trial] = {}
         self.config_params: dict[tuple[int, int], dict[str, Any]] = {}
 
-    def reconcile(self, finished: dict[str, dict[str, Any]]) -> None:
+    def reconcile(self, finished: Mapping[str, TrialRecord]) -> None:
         """Make the SQLite studies agree with the records after a kill or Ctrl-C.
 
-        ``finished`` maps trial ids to ``{"status", "value"}`` from ``trials.csv``. A trial Optuna still
-        holds as running is told its recorded outcome, or FAIL if it never finished (it runs again as a
-        new Optuna trial). Parameters already drawn for a configuration are kept for its other seeds.
+        ``finished`` holds the recorded trials by id. A trial Optuna still holds as running is told its
+        recorded outcome, or FAIL if it never finished (it runs again as a new Optuna trial).
+        Parameters already drawn for a configuration are kept for its other seeds.
         """
         for arm, arm_study in enumerate(self.studies):
             while arm_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -121,10 +186,10 @@ class OptunaBridge:
                 if record is None:
                     arm_study.tell(trial.number, state=TrialState.FAIL)
                 else:
-                    self._tell(arm_study, trial.number, record["status"], record.get("value"))
+                    self._tell(arm_study, trial.number, record.status, record.objective)
 
     def start(self, slot: TrialSlot) -> dict[str, Any]:
-        """Create the Optuna trial of ``slot``; return its values of every varied parameter."""
+        """Create the Optuna trial of ``slot``; return its nuisance values."""
         arm_study = self.studies[slot.arm]
         attrs = {TRIAL_ATTR: slot.trial_id, CONFIG_ATTR: slot.config, SEED_ATTR: slot.seed}
         params = self.config_params.get((slot.arm, slot.config))
@@ -139,15 +204,15 @@ class OptunaBridge:
                 trial.set_user_attr(key, value)
         self.config_params[(slot.arm, slot.config)] = dict(trial.params)
         self.live[slot.trial_id] = trial
-        return {**self.arms[slot.arm], **trial.params}
+        return dict(trial.params)
 
     def report(self, trial_id: str, epoch: int, value: float) -> bool:
         """Report one epoch; True when the arm's pruner says stop (never within the warm-up)."""
         trial = self.live[trial_id]
         trial.report(value, epoch)
-        return self.prunes and epoch > self.spec.pruner.warmup_epochs and trial.should_prune()
+        return self.prunes and epoch > self.plan.pruner.warmup_epochs and trial.should_prune()
 
-    def finish(self, trial_id: str, status: str, value: float | None) -> None:
+    def finish(self, trial_id: str, status: Status, value: float | None) -> None:
         trial = self.live.pop(trial_id, None)
         if trial is not None:
             self._tell(trial.study, trial.number, status, value)

@@ -1,13 +1,15 @@
-"""What the driver prints: the plan before, one line per finished trial, a summary table at the end."""
+"""What a run prints: the plan before, one line per finished trial, a summary table at the end."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from tinyab.study.optuna_bridge import arm_label
+from tinyab.records import TrialRecord
+from tinyab.study.plan import StudyPlan, TrialSlot
 
 
 def _fmt(value: Any) -> str:
@@ -41,44 +43,45 @@ class Progress:
             f"{self.counts['failed'] + self.counts['diverged']} of {self.total} | best {best}"
         )
 
-    def seen(self, row: dict[str, Any], value: float | None) -> None:
+    def seen(self, record: TrialRecord) -> None:
         """Count a finished trial (also those finished in an earlier session of the run)."""
-        self.counts[row["status"]] += 1
-        self.epoch_of.pop(row["trial_id"], None)
-        if value is None or row["status"] in ("failed", "diverged"):
+        self.counts[record.status] += 1
+        self.epoch_of.pop(record.trial_id, None)
+        value = record.objective
+        if value is None or record.status in ("failed", "diverged"):
             return
         better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
         if better:
-            self.best = (value, row["trial_id"])
+            self.best = (value, record.trial_id)
 
-    def line(self, row: dict[str, Any], values: dict[str, Any], value: float | None) -> str:
+    def line(self, record: TrialRecord, values: dict[str, Any]) -> str:
         finished = sum(self.counts.values())
-        detail = row.get("error") or (
-            f"{self.metric} {value:.4f} after {row['epochs_run']} epochs, {row['wall_seconds']:.1f} s"
+        value = f"{record.objective:.4f}" if record.objective is not None else "-"
+        detail = record.error or (
+            f"{self.metric} {value} after {record.epochs_run} epochs, {record.wall_seconds or 0:.1f} s"
         )
         params = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
         return (
-            f"[{finished:>{len(str(self.total))}}/{self.total}] {row['trial_id']} {row['status']:<9} "
-            f"{params} seed={row['seed']}: {detail} | running {self.running}, "
+            f"[{finished:>{len(str(self.total))}}/{self.total}] {record.trial_id} {record.status:<9} "
+            f"{params} seed={record.seed}: {detail} | running {self.running}, "
             f"completed {self.counts['completed']}, pruned {self.counts['pruned']}, "
             f"failed {self.counts['failed'] + self.counts['diverged']} | best {best}"
         )
 
 
-def summary_table(
-    rows: list[dict[str, Any]], arms: list[dict[str, Any]], arm_of: dict[str, int]
-) -> list[str]:
+def summary_table(records: list[TrialRecord], plan: StudyPlan, slots: list[TrialSlot]) -> list[str]:
     """One line per arm: trials by status; mean, sd and best of best-val-top-1 over completed trials."""
-    labels = [arm_label(arm) for arm in arms]
+    arm_of = {s.trial_id: s.arm for s in slots}
+    labels = [arm.name for arm in plan.arms]
     width = max(3, *(len(label) for label in labels))
     columns = f"{'trials':>6} {'done':>5} {'pruned':>6} {'failed':>6} {'mean':>7} {'sd':>7} {'best':>7}"
     header = f"{'arm':<{width}} {columns}"
     lines = [header, "-" * len(header)]
     for index, label in enumerate(labels):
-        mine = [r for r in rows if arm_of.get(r["trial_id"]) == index]
-        status = Counter(r["status"] for r in mine)
-        scores = [float(r["best_val_top1"]) for r in mine if r["status"] == "completed"]
+        mine = [r for r in records if arm_of.get(r.trial_id) == index]
+        status = Counter(r.status for r in mine)
+        scores = [r.best_val_top1 for r in mine if r.status == "completed" and r.best_val_top1 is not None]
         mean = f"{statistics.fmean(scores):.4f}" if scores else "-"
         sd = f"{statistics.stdev(scores):.4f}" if len(scores) > 1 else "-"
         best = f"{max(scores):.4f}" if scores else "-"
@@ -87,3 +90,35 @@ def summary_table(
             f"{status['failed'] + status['diverged']:>6} {mean:>7} {sd:>7} {best:>7}"
         )
     return lines
+
+
+def plan_lines(
+    plan: StudyPlan,
+    profile: str,
+    slots: list[TrialSlot],
+    todo: list[TrialSlot],
+    images: dict[int, int],
+    run_dir: Path,
+) -> list[str]:
+    """What a run is about to do: arms, trials, epochs, images, sampler and pruner, resources."""
+    epochs = {index: arm.recipe({}, 0).epochs for index, arm in enumerate(plan.arms)}
+    total_images = sum(epochs[s.arm] * images[s.arm] for s in todo) if images else None
+    columns = [c for c in plan.columns if c not in plan.nuisance]
+    nuisance = ", ".join(plan.nuisance) or "none"
+    res = plan.resources
+    pruner = plan.pruner
+    return [
+        f"study {plan.name} (profile {profile}): {plan.question}",
+        f"  arms: {len(plan.arms)} ({', '.join(columns) or 'no scientific factor'}); nuisance: {nuisance}; "
+        f"{plan.configs} configuration(s) per arm x {len(plan.seeds)} seed(s) {plan.seeds}",
+        f"  trials: {len(slots)} ({len(slots) - len(todo)} already recorded, {len(todo)} to run); "
+        f"epochs per trial: {', '.join(str(e) for e in sorted(set(epochs.values())))}",
+        f"  images to process: {total_images:,} (train + validation, all epochs, before pruning)"
+        if total_images is not None
+        else "  images to process: unknown (no data given)",
+        f"  sampler: {plan.sampler.name} (seed {plan.sampler.seed}); pruner: {pruner.name}"
+        + (f" after {pruner.warmup_epochs} warm-up epochs, within each arm" if pruner.name != "none" else ""),
+        f"  per trial: {res.cpus:g} CPU, {res.gpus:g} GPU; "
+        f"concurrency: {res.concurrency or 'as resources allow'}",
+        f"  results: {run_dir}",
+    ]

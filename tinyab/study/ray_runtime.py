@@ -36,6 +36,15 @@ class RayInfo:
     resources: dict[str, float] = field(default_factory=dict)
 
 
+def quiet_tune() -> None:
+    """tinyab prints its own progress and writes its own records: Tune's console output and per-trial
+    logs would only repeat them (and Tune then warns that the logs it did not write are missing)."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray.tune.analysis.experiment_analysis", "ray.tune.search.searcher", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def token_path() -> Path:
     return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
 
@@ -95,12 +104,12 @@ def ray_session(
     *,
     dashboard: bool = True,
     dashboard_host: str = "127.0.0.1",
-    num_cpus: int | None = None,
 ) -> Iterator[RayInfo]:
     """Connect to ``address`` or start a local Ray; shut it down (and remove its files) afterwards.
 
     If this process is already connected to Ray (a test, a notebook), that connection is used as is.
     """
+    quiet_tune()
     import ray
 
     if ray.is_initialized():
@@ -112,7 +121,7 @@ def ray_session(
         kwargs["address"] = address
     else:
         port = free_port(dashboard_host) if dashboard else None
-        kwargs.update(_temp_dir=temp_dir, num_cpus=num_cpus, include_dashboard=None if port else False)
+        kwargs.update(_temp_dir=temp_dir, include_dashboard=None if port else False)
         if port:
             kwargs.update(dashboard_host=dashboard_host, dashboard_port=port)
     try:

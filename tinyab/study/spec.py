@@ -1,37 +1,43 @@
-"""The search study: what varies around a recipe, with which role, and how trials are sampled and pruned.
+"""Study files: one schema for search studies (``search_spaces/``) and ablations (``ablations/``).
 
-A study file (``search_spaces/<name>.yaml``) names a base recipe, the hyperparameters it varies
-(each *scientific* — its effect is the question — or *nuisance* — tuned so the comparison is fair),
-the seeds each configuration runs with, the Optuna sampler and pruner, the resources of a trial and
-named profiles (partial studies merged over the base). The schema is documented in docs/studies.md.
+Both kinds share one vocabulary: a base ``recipe`` with ``overrides``, the ``metric`` a trial is judged
+by, ``seeds`` (a count ``n`` means seeds ``0..n-1``), ``num_samples`` nuisance configurations per arm,
+Optuna's ``sampler`` and ``pruner``, per-trial ``resources`` and named ``profiles`` (partial studies
+merged over the file). A search study varies ``params`` (each *scientific* — its values are the arms —
+or *nuisance* — tuned so the comparison is fair); an ablation swaps ``components`` of the recipe and
+tunes its ``nuisance`` section inside every arm. Importing this module imports neither Ray nor Optuna;
+the sampler and pruner options are checked against Optuna by the loader (:mod:`tinyab.study.catalog`).
+Formats: docs/studies.md and docs/ablations.md.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import itertools
 import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from tinyab.config import Recipe, load_recipe, read_yaml, recipe_source
+from tinyab.config import Recipe, load_recipe, recipe_source
 from tinyab.errors import ConfigError
-from tinyab.schema import deep_merge, field, from_dict, set_dotted, suggest, to_dict
+from tinyab.records import OBJECTIVE_MODES
+from tinyab.schema import deep_merge, field, flatten, from_dict, nested, set_dotted, suggest
+from tinyab.study.arms import Arm, ArmSpec, Component, check_arms, expand_arms
 
-EPOCH_METRICS = ["train_loss", "train_top1", "val_loss", "val_top1", "val_top5"]
-OPTUNA_PRUNERS = ["median", "percentile", "successive_halving", "hyperband"]
 PROFILES = ("smoke", "full")
 
 
-@dataclass
-class ParamSpec:
-    """One varied hyperparameter: its role and its distribution (``type`` with values or low/high)."""
+def _positive_int(v: int) -> bool:
+    return v >= 1
 
-    role: Literal["scientific", "nuisance"]
+
+@dataclass(kw_only=True)
+class Distribution:
+    """The values a hyperparameter takes: listed (``grid``/``choice``) or a range (``low``/``high``)."""
+
     type: Literal["grid", "choice", "uniform", "loguniform", "int"]
     values: list[Any] | None = None
     low: float | None = None
@@ -51,11 +57,6 @@ class ParamSpec:
             if len({repr(v) for v in self.values}) != len(self.values):
                 raise ConfigError(f"{where}.values: values must be distinct, got {self.values}")
             return
-        if self.role == "scientific":
-            raise ConfigError(
-                f"{where}.type: a scientific parameter must be grid or choice (its values define the arms), "
-                f"got {self.type}"
-            )
         if self.values is not None:
             raise ConfigError(f"{where}.values: type {self.type} takes low and high, not values")
         for name in ("low", "high"):
@@ -81,6 +82,36 @@ class ParamSpec:
         cast = int if self.type == "int" else float
         return [cast(self.low), cast(self.high)]
 
+    def record(self) -> dict[str, Any]:
+        """The distribution as ``study.yaml`` states it (unset fields left out)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(kw_only=True)
+class ParamSpec(Distribution):
+    """A hyperparameter a search study varies: its role and its distribution."""
+
+    role: Literal["scientific", "nuisance"]
+
+    def validate(self, where: str) -> None:
+        if self.role == "scientific" and not self.discrete:
+            raise ConfigError(
+                f"{where}.type: a scientific parameter must be grid or choice (its values define the arms), "
+                f"got {self.type}"
+            )
+        super().validate(where)
+
+
+@dataclass(kw_only=True)
+class Nuisance(Distribution):
+    """A hyperparameter an ablation tunes inside every arm. ``key`` is the recipe key it sets (default:
+    the entry's name); ``key_when`` maps ``component=level`` to the key it sets instead in arms with
+    that level (e.g. the constant-LR arm tunes ``optim.lr`` where the CLR arms tune ``schedule.max_lr``)."""
+
+    type: Literal["choice", "uniform", "loguniform", "int"]
+    key: str | None = None
+    key_when: dict[str, str] = field(default_factory=dict)
+
 
 @dataclass
 class SamplerConfig:
@@ -88,32 +119,29 @@ class SamplerConfig:
 
     name: Literal["tpe", "random", "qmc", "cmaes", "grid"] = "tpe"
     seed: int = field(0, check=lambda v: v >= 0, expect="an integer >= 0")
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if self.name == "grid" and self.options:
             raise ConfigError(f"{where}.options: the grid sampler takes no options")
-        _check_options(self.name, self.options, f"{where}.options", sampler_class(self.name))
+
+
+PrunerName = Literal["median", "percentile", "successive_halving", "hyperband"]
 
 
 @dataclass
 class PrunerConfig:
     """Optuna's pruner (or Ray's ASHA), applied within one arm only and never before ``warmup_epochs``."""
 
-    name: Literal["median", "percentile", "successive_halving", "hyperband", "patient", "asha", "none"] = (
-        "none"
-    )
+    name: Literal[PrunerName, "patient", "asha", "none"] = "none"
     warmup_epochs: int = field(0, check=lambda v: v >= 0, expect="an integer >= 0")
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    wrapped: Literal["median", "percentile", "successive_halving", "hyperband"] | None = None
-    wrapped_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    wrapped: PrunerName | None = None
+    wrapped_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if self.name != "patient" and (self.wrapped is not None or self.wrapped_options):
             raise ConfigError(f"{where}.wrapped: only the patient pruner wraps another pruner")
-        _check_options(self.name, self.options, f"{where}.options")
-        if self.wrapped is not None:
-            _check_options(self.wrapped, self.wrapped_options, f"{where}.wrapped_options")
 
 
 @dataclass
@@ -126,34 +154,31 @@ class ResourcesConfig:
         check=lambda v: v == 0 or 0 < v <= 1 or v == int(v),
         expect="0, a fraction in (0, 1] or a whole number",
     )
-    concurrency: int | None = field(
-        None, check=lambda v: v >= 1, expect="a positive integer or null (as fit)"
-    )
+    concurrency: int | None = field(None, check=_positive_int, expect="a positive integer or null (as fit)")
 
 
-@dataclass
-class StudySpec:
-    """A search study (one profile applied); see docs/studies.md."""
+@dataclass(kw_only=True)
+class StudyFile:
+    """The fields every study has, searches and ablations alike."""
 
     name: str
     question: str
     recipe: str | dict[str, Any]
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    params: dict[str, ParamSpec] = dataclasses.field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
     metric: str = field(
-        "val_top1", check=lambda v: v in EPOCH_METRICS, expect="one of " + ", ".join(EPOCH_METRICS)
+        "val_top1", check=lambda v: v in OBJECTIVE_MODES, expect="one of " + ", ".join(OBJECTIVE_MODES)
     )
     mode: Literal["max", "min"] = "max"
-    num_samples: int = field(1, check=lambda v: v >= 1, expect="a positive integer")
+    num_samples: int = field(1, check=_positive_int, expect="a positive integer")
     seeds: int | list[int] = field(
         3,
         check=lambda v: (v >= 1) if isinstance(v, int) else (len(v) >= 1 and len(set(v)) == len(v)),
         expect="a positive count or a list of distinct seeds",
     )
-    sampler: SamplerConfig = dataclasses.field(default_factory=SamplerConfig)
-    pruner: PrunerConfig = dataclasses.field(default_factory=PrunerConfig)
-    resources: ResourcesConfig = dataclasses.field(default_factory=ResourcesConfig)
-    profiles: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
         if not self.question.strip():
@@ -161,37 +186,70 @@ class StudySpec:
         for name in self.profiles:
             if name not in PROFILES:
                 raise ConfigError(f"{where}.profiles.{name}: unknown profile{suggest(name, PROFILES)}")
-        nuisance = [k for k, p in self.params.items() if p.role == "nuisance"]
-        if not nuisance and self.num_samples > 1:
+        if OBJECTIVE_MODES[self.metric] != self.mode:
             raise ConfigError(
-                f"{where}.num_samples: must be 1 when no parameter is nuisance (nothing to sample), "
+                f"{where}.mode: {self.metric} is better when {OBJECTIVE_MODES[self.metric]}imised; "
+                f"expected {OBJECTIVE_MODES[self.metric]}, got {self.mode}"
+            )
+        if isinstance(self.seeds, list) and min(self.seeds) < 0:
+            raise ConfigError(f"{where}.seeds: expected seeds >= 0, got {self.seeds}")
+        if not self.nuisance_names() and self.num_samples > 1:
+            raise ConfigError(
+                f"{where}.num_samples: must be 1 when nothing is tuned (no nuisance parameter), "
                 f"got {self.num_samples}"
             )
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def nuisance_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def base_recipe(self) -> dict[str, Any]:
+        """The recipe mapping with the study's overrides applied (not yet the varied values)."""
+        data = self.recipe if isinstance(self.recipe, dict) else recipe_source(self.recipe)[1]
+        return copy.deepcopy(deep_merge(data, self.overrides))
+
+    def check(self, where: str) -> None:
+        """Checks against the recipe schema, after profiles and ``--set`` are applied."""
+        if isinstance(self.recipe, str):
+            try:
+                recipe_source(self.recipe)
+            except ConfigError as err:
+                raise ConfigError(f"{where}.recipe: {err}") from None
+        try:
+            load_recipe(self.base_recipe())
+        except ConfigError as err:
+            raise ConfigError(f"{where}.overrides: {str(err).removeprefix('recipe: ')}") from None
+
+
+@dataclass(kw_only=True)
+class SearchStudy(StudyFile):
+    """A search study: scientific params define the arms, nuisance params are tuned within each."""
+
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
         if self.sampler.name == "grid":
-            for key in nuisance:
+            for key in self.nuisance_names():
                 if not self.params[key].discrete:
                     raise ConfigError(
                         f"{where}.params.{key}.type: the grid sampler needs grid or choice values"
                     )
-            size = math.prod(len(self.params[k].values or []) for k in nuisance)
+            size = math.prod(len(self.params[k].values or []) for k in self.nuisance_names())
             if self.num_samples > size:
                 raise ConfigError(
                     f"{where}.num_samples: the grid sampler has {size} nuisance configurations, "
                     f"got num_samples {self.num_samples}"
                 )
 
-    # Derived views used by the planner and the records.
-
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
     @property
     def scientific(self) -> list[str]:
         return [k for k, p in self.params.items() if p.role == "scientific"]
 
-    @property
-    def nuisance(self) -> list[str]:
+    def nuisance_names(self) -> list[str]:
         return [k for k, p in self.params.items() if p.role == "nuisance"]
 
     def arms(self) -> list[dict[str, Any]]:
@@ -202,11 +260,6 @@ class StudySpec:
             for combo in itertools.product(*(self.params[k].values or [] for k in keys))
         ]
 
-    def base_recipe(self) -> dict[str, Any]:
-        """The recipe mapping with the study's overrides applied (not yet the varied values)."""
-        data = self.recipe if isinstance(self.recipe, dict) else recipe_source(self.recipe)[1]
-        return copy.deepcopy(deep_merge(data, self.overrides))
-
     def trial_recipe(self, values: dict[str, Any], seed: int) -> dict[str, Any]:
         """The recipe mapping of one trial: base recipe, varied values, seed (not validated yet)."""
         data = self.base_recipe()
@@ -215,167 +268,167 @@ class StudySpec:
         data["seed"] = seed
         return data
 
-    def recipe_for(self, values: dict[str, Any], seed: int) -> Recipe:
-        """The recipe of one trial: base recipe, varied values, seed."""
-        return load_recipe(self.trial_recipe(values, seed))
+    def check(self, where: str) -> None:
+        """The recipe at every listed value or bound of every param must be valid."""
+        super().check(where)
+        base = self.base_recipe()
+        varied_overrides = set(flatten(self.overrides)) & set(self.params)
+        if varied_overrides:
+            key = sorted(varied_overrides)[0]
+            raise ConfigError(
+                f"{where}.overrides.{key}: varied by the study (params.{key}); remove one of the two"
+            )
+        for key, param in self.params.items():
+            _check_key(key, f"{where}.params.{key}")
+            converted = [_as_recipe_holds(base, key, v, f"{where}.params.{key}") for v in param.bounds()]
+            if param.discrete:
+                param.values = converted  # e.g. YAML's string "5e-4" becomes the float the recipe holds
+                if param.role == "nuisance" and not all(
+                    isinstance(v, (bool, int, float, str)) for v in converted
+                ):
+                    raise ConfigError(f"{where}.params.{key}.values: a nuisance choice needs scalar values")
 
-    def resolved(self, profile: str, source: str) -> dict[str, Any]:
-        """The study as written to ``study.yaml``: every default filled, fixed overrides listed."""
-        data = to_dict(self)
-        data.pop("profiles")
-        fixed = {key: {"role": "fixed", "value": value} for key, value in _flatten(self.overrides).items()}
-        params = {key: {k: v for k, v in p.items() if v is not None} for key, p in data["params"].items()}
-        return {
-            "name": self.name,
-            "question": self.question,
-            "kind": "search",
-            "profile": profile,
-            "source": source,
-            **{k: v for k, v in data.items() if k not in ("name", "question", "params", "seeds")},
-            "seeds": self.seed_list,
-            "params": {**params, **fixed},
-            "arms": self.arms(),
-            "resolved_recipe": load_recipe(self.base_recipe()).to_dict(),
+
+@dataclass(kw_only=True)
+class AblationStudy(StudyFile):
+    """An ablation: arms swap components of the recipe; every arm is tuned alike (on ``tune_seed``),
+    then each arm's best configuration is re-run on the shared ``seeds``."""
+
+    components: dict[str, Component] = field(check=lambda v: len(v) > 0, expect="at least one component")
+    design: Literal["one_at_a_time", "full_factorial"] | list[ArmSpec] = "one_at_a_time"
+    nuisance: dict[str, Nuisance] = field(default_factory=dict)
+    tune_seed: int = field(1000, check=lambda v: v >= 0, expect="an integer >= 0")
+
+    def validate(self, where: str) -> None:
+        super().validate(where)
+        if self.nuisance and self.tune_seed in self.seed_list:
+            raise ConfigError(
+                f"{where}.seeds: the compared seeds must be fresh, but seed {self.tune_seed} is the "
+                "tuning seed (tune_seed)"
+            )
+
+    def nuisance_names(self) -> list[str]:
+        return list(self.nuisance)
+
+    @property
+    def design_name(self) -> str:
+        return self.design if isinstance(self.design, str) else "explicit"
+
+    def arms(self) -> list[Arm]:
+        """The arms, the baseline first (checked at load time)."""
+        return expand_arms(self.components, self.design)
+
+    def nuisance_key(self, name: str, arm: Arm) -> str:
+        """The recipe key nuisance ``name`` sets in ``arm`` (``key_when`` picks it by the arm's levels)."""
+        spec = self.nuisance[name]
+        for condition, key in spec.key_when.items():
+            component, _, level = condition.partition("=")
+            if arm.levels.get(component) == level:
+                return key
+        return spec.key or name
+
+    def trial_recipe(self, arm: Arm, nuisance: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The recipe mapping of one trial: baseline, arm overrides, nuisance values, seed. Not
+        validated here: a sampled value the recipe refuses fails that trial, not the ablation."""
+        overrides = dict(arm.overrides)
+        for name, value in nuisance.items():
+            overrides[self.nuisance_key(name, arm)] = value
+        data = deep_merge(self.base_recipe(), nested(overrides))
+        return {**data, "name": f"{self.name}-{arm.name}", "seed": seed}
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        check_arms(self.components, self.design, self.base_recipe(), where)
+        self._check_nuisance(where)
+
+    def _check_nuisance(self, where: str) -> None:
+        """Nuisance keys are recipe keys, never ablated, and ``key_when`` names real component levels."""
+        ablated = {
+            key: f"components.{c}.alternatives.{level}"
+            for c, component in self.components.items()
+            for level, overrides in component.alternatives.items()
+            for key in overrides
         }
+        base = self.base_recipe()
+        for name, item in self.nuisance.items():
+            for condition in item.key_when:
+                component, _, level = condition.partition("=")
+                if component not in self.components or level not in self.components[component].alternatives:
+                    raise ConfigError(
+                        f"{where}.nuisance.{name}.key_when.{condition}: expected component=level naming "
+                        "an alternative in components"
+                    )
+            for key in {item.key or name, *item.key_when.values()}:
+                clash = [k for k in ablated if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")]
+                if clash:
+                    raise ConfigError(
+                        f"{where}.nuisance.{name}: '{key}' is also ablated ({ablated[clash[0]]}); "
+                        "a hyperparameter is either tuned or compared, not both"
+                    )
+                for value in item.bounds():
+                    _as_recipe_holds(base, key, value, f"{where}.nuisance.{name}")
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+Study = TypeVar("Study", SearchStudy, AblationStudy)
 
 
-def sampler_class(name: str) -> Any:
-    """Optuna's sampler class for a study's sampler name (``grid`` enumerates, then draws nothing)."""
-    import optuna
-
-    return {
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "qmc": optuna.samplers.QMCSampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "grid": optuna.samplers.RandomSampler,
-    }[name]
-
-
-def pruner_class(name: str) -> Any:
-    """The constructor whose keyword arguments a pruner's ``options`` are."""
-    if name == "asha":
-        from ray.tune.schedulers import AsyncHyperBandScheduler
-
-        return AsyncHyperBandScheduler
-    import optuna
-
-    return {
-        "median": optuna.pruners.MedianPruner,
-        "percentile": optuna.pruners.PercentilePruner,
-        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "patient": optuna.pruners.PatientPruner,
-        "none": optuna.pruners.NopPruner,
-    }[name]
-
-
-# Arguments tinyab sets itself: the study decides them, not the options.
-_RESERVED_OPTIONS = {"wrapped_pruner", "time_attr", "metric", "mode", "max_t", "grace_period", "seed"}
-
-
-def _check_options(name: str, options: dict[str, Any], where: str, cls: Any = None) -> None:
-    """Each option must be a keyword argument of the sampler's or pruner's constructor."""
-    kind = "sampler" if cls is not None else "pruner"
-    params = inspect.signature(cls or pruner_class(name)).parameters
-    valid = [p for p in params if p not in _RESERVED_OPTIONS and p != "self"]
-    for key in options:
-        if key not in valid:
-            hint = suggest(key, valid) or (f"; valid: {', '.join(valid)}" if valid else "; it takes none")
-            raise ConfigError(f"{where}.{key}: not an option of the {name} {kind}{hint}")
-    if name == "percentile" and "percentile" not in options:
-        raise ConfigError(f"{where}.percentile: required for the percentile pruner (e.g. 25.0)")
-    if name == "patient" and "patience" not in options:
-        raise ConfigError(f"{where}.patience: required for the patient pruner (epochs without improvement)")
-
-
-def _study_keys() -> set[str]:
-    return {f.name for f in dataclasses.fields(StudySpec)}
-
-
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_overrides(cls: type[StudyFile], overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``--set`` values as (study fields, recipe fields): top-level study keys go to the study."""
-    study_keys = _study_keys() - {"recipe", "overrides", "profiles", "name", "question"}
+    study_keys = {f.name for f in dataclasses.fields(cls)} - {"recipe", "overrides", "profiles", "name"}
     study = {k: v for k, v in overrides.items() if k in study_keys}
     recipe = {k: v for k, v in overrides.items() if k not in study_keys}
     return study, recipe
 
 
 def build_study(
-    raw: Any, source: str, profile: str | None, overrides: dict[str, Any] | None = None
-) -> StudySpec:
-    """Validate ``raw`` (every profile), then return the study with ``profile`` and ``overrides`` applied.
+    cls: type[Study],
+    raw: Any,
+    source: Path,
+    profile: str | None,
+    overrides: dict[str, Any] | None = None,
+) -> Study:
+    """Validate ``raw`` (the file, and every profile), then return it with ``profile`` and ``overrides``.
 
-    ``source`` names the file in every error; ``overrides`` are nested ``--set`` values, applied to the
-    study for study fields (``seeds``, ``pruner.name``, ...) and to the recipe otherwise.
+    ``source`` is the file: errors name it, and a recipe file named in it is found beside it.
+    ``overrides`` are nested ``--set`` values, applied to the study for study fields (``seeds``,
+    ``pruner.name``, ...) and to the recipe otherwise.
     """
+    label = str(source)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of study fields")
-    base = from_dict(StudySpec, raw, source)
-    _check_recipe(base, source)
+        raise ConfigError(f"{label}: expected a mapping of study fields")
+    raw = _recipe_beside(raw, source.parent)
+    base = from_dict(cls, raw, label)
+    base.check(label)
     for name, partial in base.profiles.items():
-        where = f"{source} (profile {name})"
+        where = f"{label} (profile {name})"
         if not isinstance(partial, dict):
-            raise ConfigError(f"{source}.profiles.{name}: expected a mapping of study fields")
+            raise ConfigError(f"{label}.profiles.{name}: expected a mapping of study fields")
         for key in ("name", "profiles"):
             if key in partial:
-                raise ConfigError(
-                    f"{source}.profiles.{name}.{key}: a profile cannot change the study's {key}"
-                )
-        _check_recipe(from_dict(StudySpec, deep_merge(raw, partial), where), where)
+                raise ConfigError(f"{label}.profiles.{name}.{key}: a profile cannot change the study's {key}")
+        from_dict(cls, deep_merge(raw, _recipe_beside(partial, source.parent)), where).check(where)
     data = dict(raw)
     if profile is not None:
         if profile not in base.profiles:
             available = ", ".join(base.profiles) or "none"
-            raise ConfigError(f"{source}.profiles: no profile '{profile}' (available: {available})")
-        data = deep_merge(data, base.profiles[profile])
+            raise ConfigError(f"{label}.profiles: no profile '{profile}' (available: {available})")
+        data = deep_merge(data, _recipe_beside(base.profiles[profile], source.parent))
     if overrides:
-        study_part, recipe_part = split_overrides(overrides)
+        study_part, recipe_part = split_overrides(cls, overrides)
         data = deep_merge(data, study_part)
         data["overrides"] = deep_merge(data.get("overrides") or {}, recipe_part)
-    where = f"{source} (--set)" if overrides else source
-    study = from_dict(StudySpec, data, where)
-    _check_recipe(study, where)
+    where = f"{label} (--set)" if overrides else label
+    study = from_dict(cls, data, where)
+    study.check(where)
     return study
 
 
-def _check_recipe(study: StudySpec, where: str) -> None:
-    """The base recipe, and the recipe at every listed value or bound of every param, must be valid."""
-    if isinstance(study.recipe, str):
-        try:
-            recipe_source(study.recipe)
-        except ConfigError as err:
-            raise ConfigError(f"{where}.recipe: {err}") from None
-    base = study.base_recipe()
-    try:
-        load_recipe(base)
-    except ConfigError as err:
-        raise ConfigError(f"{where}.overrides: {str(err).removeprefix('recipe: ')}") from None
-    varied_overrides = set(_flatten(study.overrides)) & set(study.params)
-    if varied_overrides:
-        key = sorted(varied_overrides)[0]
-        raise ConfigError(
-            f"{where}.overrides.{key}: varied by the study (params.{key}); remove one of the two"
-        )
-    for key, param in study.params.items():
-        _check_key(key, f"{where}.params.{key}")
-        converted = [_as_recipe_holds(base, key, value, f"{where}.params.{key}") for value in param.bounds()]
-        if param.discrete:
-            param.values = converted  # e.g. YAML's string "5e-4" becomes the float the recipe holds
-            if param.role == "nuisance" and not all(
-                isinstance(v, (bool, int, float, str)) for v in converted
-            ):
-                raise ConfigError(f"{where}.params.{key}.values: a nuisance choice needs scalar values")
+def _recipe_beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A recipe named by a file path relative to the study file is found beside it."""
+    recipe = data.get("recipe")
+    if isinstance(recipe, str) and (folder / recipe).is_file():
+        return {**data, "recipe": str(folder / recipe)}
+    return data
 
 
 def _as_recipe_holds(base: dict[str, Any], key: str, value: Any, where: str) -> Any:
@@ -413,45 +466,3 @@ def _recipe_keys(cls: Any = Recipe, prefix: str = "") -> list[str]:
         else:
             keys.append(f"{prefix}{name}")
     return keys
-
-
-# Where studies live: the repository's search_spaces/ (and the working directory's, if different).
-
-
-def spaces_dirs() -> list[Path]:
-    repo = Path(__file__).resolve().parents[2] / "search_spaces"
-    here = Path.cwd() / "search_spaces"
-    return [d for d in dict.fromkeys([here, repo]) if d.is_dir()]
-
-
-def study_files() -> dict[str, Path]:
-    """Shipped studies by name (the working directory's copy wins)."""
-    found: dict[str, Path] = {}
-    for folder in reversed(spaces_dirs()):
-        for path in sorted(folder.glob("*.yaml")):
-            found[path.stem] = path
-    return dict(sorted(found.items()))
-
-
-def locate_study(name_or_path: str) -> Path:
-    """The file of a study name or path; an unknown name lists the available ones."""
-    path = Path(name_or_path)
-    if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
-        if not path.is_file():
-            raise ConfigError(f"{path}: study file not found")
-        return path
-    files = study_files()
-    if name_or_path not in files:
-        available = ", ".join(files) or "none"
-        raise ConfigError(
-            f"unknown study '{name_or_path}'{suggest(name_or_path, files)}; available: {available}"
-        )
-    return files[name_or_path]
-
-
-def load_study(
-    name_or_path: str, profile: str | None = None, overrides: dict[str, Any] | None = None
-) -> StudySpec:
-    """Load, validate and resolve a study by name or file."""
-    path = locate_study(name_or_path)
-    return build_study(read_yaml(path), str(path), profile, overrides)

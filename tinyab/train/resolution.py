@@ -7,7 +7,7 @@ continues, so a run longer than the phases never runs out of schedule.
 
 from __future__ import annotations
 
-from itertools import accumulate, pairwise
+from itertools import accumulate
 
 
 def resolution_at(phases: list[list[int]], epoch: int) -> int:
@@ -18,14 +18,3 @@ def resolution_at(phases: list[list[int]], epoch: int) -> int:
         if epoch < end:
             return px
     return phases[-1][1]
-
-
-def phase_boundaries(phases: list[list[int]]) -> list[int]:
-    """The 0-based epochs at which the px changes (the first epoch of each new size).
-
-    Consecutive phases with the same px are no boundary; learning curves are only comparable
-    between boundaries, which is why the search's pruner waits past them.
-    """
-    ends = accumulate(length for length, _ in phases)
-    pairs = pairwise(px for _, px in phases)
-    return [end for end, (px, nxt) in zip(ends, pairs, strict=False) if px != nxt]

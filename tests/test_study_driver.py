@@ -1,0 +1,142 @@
+"""The driver without Ray: pruning decisions, records and resume, on fixed learning curves.
+
+The driver is what the Tune backend calls from its searcher, scheduler and callback; here a plain loop
+plays Tune's part (trials one at a time, in plan order), with real Optuna studies in SQLite and the
+real records writer.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, epoch_metrics, expected_pruning
+from tinyab.records import RecordsWriter
+from tinyab.study.driver import Driver, TrialOutcome
+from tinyab.study.optuna_bridge import OptunaBridge
+from tinyab.study.plan import StudyPlan, search_plan
+from tinyab.study.progress import Progress
+from tinyab.study.spec import SearchStudy, build_study
+
+
+def curves_plan() -> StudyPlan:
+    study = build_study(SearchStudy, CURVES_STUDY, Path("curves.yaml"), None)
+    return search_plan(study, "default", "curves.yaml")
+
+
+def session(plan: StudyPlan, run_dir: Path, resume: bool) -> tuple[Driver, list[str]]:
+    """One driver session: records created or reopened, Optuna reconciled with them."""
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    finished = records.reopen() if resume else {}
+    if not resume:
+        records.create(plan.record, {})
+    bridge = OptunaBridge(plan, run_dir / "optuna.db")
+    bridge.reconcile(finished)
+    todo = [s for s in plan.slots() if s.trial_id not in finished]
+    lines: list[str] = []
+    return Driver(
+        plan, todo, bridge, records, Progress(len(plan.slots()), "val_top1", "max"), lines.append
+    ), lines
+
+
+def play(driver: Driver, limit: int | None = None, abandon_last: bool = False) -> None:
+    """Play Tune's part: start each trial, stream its epochs, stop it when the driver says so."""
+    played = 0
+    while (limit is None or played < limit) and (task := driver.next_trial()) is not None:
+        played += 1
+        driver.on_start(task)
+        scheme = task.values["init.scheme"]
+        if KINDS[task.seed] == "broken":
+            driver.on_finish(task, TrialOutcome("failed", error=f"RuntimeError: curve {task.seed} broke"), {})
+            continue
+        last = EPOCHS if not (abandon_last and played == limit) else 2
+        stopped = False
+        for epoch in range(1, last + 1):
+            if driver.on_epoch(
+                task, {**epoch_metrics(scheme, task.seed, epoch), "node": "n", "device": "cpu"}
+            ):
+                stopped = True
+                break
+        if abandon_last and played == limit:
+            return  # the driver dies mid-trial: nothing recorded, Optuna's trial left RUNNING
+        outcome = None if stopped else TrialOutcome("completed", [{"class_index": 0, "accuracy": 0.5}])
+        driver.on_finish(task, outcome, {"node": "n", "device": "cpu"})
+    driver.records.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def optuna_states(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT a.value_json, t.state FROM trials t JOIN trial_user_attributes a "
+            "ON a.trial_id = t.trial_id AND a.key = 'tinyab_trial'"
+        ).fetchall()
+    return [(trial_id.strip('"'), state) for trial_id, state in rows]
+
+
+def expected() -> dict[tuple[str, int], int]:
+    return {
+        (scheme, seed): epoch
+        for scheme in BASE
+        for seed, epoch in expected_pruning(scheme, list(range(len(KINDS))), n_startup=2).items()
+    }
+
+
+def check_records(run_dir: Path) -> list[dict[str, str]]:
+    trials = read_csv(run_dir / "trials.csv")
+    assert sorted(t["trial_id"] for t in trials) == [f"t{i:04d}" for i in range(len(KINDS) * len(BASE))]
+    pruned = {
+        (t["init.scheme"], int(t["seed"])): int(t["epochs_run"]) for t in trials if t["status"] == "pruned"
+    }
+    assert pruned == expected() == {(s, seed): 3 for s in BASE for seed in (2, 4)}
+    failed = {(t["init.scheme"], int(t["seed"])) for t in trials if t["status"] == "failed"}
+    assert failed == {(s, 6) for s in BASE}
+    for t in trials:
+        if t["status"] == "completed":  # the objective is the best epoch of the stream
+            seed, scheme = int(t["seed"]), t["init.scheme"]
+            best = max(epoch_metrics(scheme, seed, e)["val_top1"] for e in range(1, EPOCHS + 1))
+            assert float(t["best_val_top1"]) == pytest.approx(best) and t["epochs_run"] == str(EPOCHS)
+    epochs = read_csv(run_dir / "epochs.csv")
+    for t in trials:
+        rows = [int(e["epoch"]) for e in epochs if e["trial_id"] == t["trial_id"]]
+        assert rows == list(range(1, int(t["epochs_run"]) + 1))
+    return trials
+
+
+def test_the_driver_prunes_within_each_arm_exactly_as_the_median_rule(tmp_path: Path) -> None:
+    plan = curves_plan()
+    driver, lines = session(plan, tmp_path / "run", resume=False)
+    play(driver)
+    trials = check_records(tmp_path / "run")
+    states = dict(optuna_states(tmp_path / "run" / "optuna.db"))
+    want = {"completed": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
+    assert {t["trial_id"]: want[t["status"]] for t in trials} == states
+    assert lines[-1].startswith(f"[{len(trials)}/{len(trials)}]")
+
+
+def test_a_session_killed_mid_trial_resumes_with_every_trial_recorded_once(tmp_path: Path) -> None:
+    plan = curves_plan()
+    run_dir = tmp_path / "run"
+    first, _ = session(plan, run_dir, resume=False)
+    play(first, limit=5, abandon_last=True)  # 4 trials recorded, the 5th dies with the driver
+    with (run_dir / "epochs.csv").open("a") as f:
+        f.write("t0004,1,0.5")  # and a torn line
+    assert len(read_csv(run_dir / "trials.csv")) == 4
+    second, _ = session(plan, run_dir, resume=True)
+    assert second.todo[0].trial_id == "t0004"
+    play(second)
+    status = {t["trial_id"]: t["status"] for t in check_records(run_dir)}
+    assert status["t0004"] == "pruned"  # xavier, seed 2: a bad curve
+    states = optuna_states(run_dir / "optuna.db")
+    by_trial: dict[str, list[str]] = {}
+    for trial_id, state in states:
+        by_trial.setdefault(trial_id, []).append(state)
+    assert by_trial["t0004"] == ["FAIL", "PRUNED"]  # the abandoned attempt, then the real one
+    assert all(len(s) == 1 for t, s in by_trial.items() if t != "t0004")

@@ -1,0 +1,126 @@
+"""The entry points behind ``tinyab search`` and ``tinyab ablate``: find, load, plan, run.
+
+Both commands take the same options (:class:`RunRequest`) and go the same way: locate the file in the
+catalog, pick the profile, load and validate the study, choose the run folder (new or resumed), print
+the plan, and either stop there (``dry_run``, nothing written) or run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinyab.errors import UserError
+from tinyab.study import catalog
+from tinyab.study.budget import ablation_budget, images_per_epoch
+from tinyab.study.plan import search_plan, tune_plan
+from tinyab.study.progress import plan_lines
+from tinyab.study.run import pick_run_dir, run_ablation, run_search
+from tinyab.study.spec import AblationStudy, SearchStudy
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for on the command line (the same for searches and ablations)."""
+
+    name: str
+    profile: str = "auto"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    results: Path = Path("results")
+    run: str | None = None
+    resume: bool = False
+    dry_run: bool = False
+    address: str | None = None
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+
+
+def choose_profile(requested: str, profiles: list[str]) -> tuple[str | None, str]:
+    """The profile to run and a line saying why; ``auto`` takes ``full`` with a GPU, else ``smoke``."""
+    if requested != "auto":
+        return requested, f"profile: {requested}"
+    if not profiles:
+        return None, "profile: the study defines none; running it as written"
+    import torch
+
+    gpu = torch.cuda.is_available()
+    chosen = "full" if gpu else "smoke"
+    reason = "a GPU is visible" if gpu else "no GPU is visible"
+    return chosen, f"profile: auto -> {chosen} ({reason}; choose with --profile smoke|full)"
+
+
+def _prepare(kind: catalog.Kind, request: RunRequest, out: Printer) -> tuple[Any, str, str, Path, str | None]:
+    """Load the study and pick its run folder and dataset: (study, profile, source, run_dir, data)."""
+    path = catalog.locate(kind, request.name)
+    profile, why = choose_profile(request.profile, catalog.profiles_of(path))
+    study = catalog.load(kind, path, profile, request.overrides)
+    if request.run and (Path(request.run).is_absolute() or ".." in Path(request.run).parts):
+        raise UserError(f"--run {request.run}: expected a folder name inside --results")
+    noun = "study" if kind == "search" else "ablation"
+    run_dir = pick_run_dir(
+        request.results, study.name, profile or "default", request.run, request.resume, noun
+    )
+    data = request.data
+    if data is None and not request.dry_run:
+        from tinyab.data import ensure_dataset
+
+        data = str(ensure_dataset(None))
+    out(why)
+    return study, profile or "default", str(path), run_dir, data
+
+
+def search(request: RunRequest, out: Printer = print) -> bool:
+    """``tinyab search``: run (or resume, or only plan) a search study; True when it is complete."""
+    study, profile, source, run_dir, data = _prepare("search", request, out)
+    assert isinstance(study, SearchStudy)
+    if request.dry_run:
+        plan = search_plan(study, profile, source)
+        slots = plan.slots()
+        for line in plan_lines(plan, profile, slots, slots, images_per_epoch(plan, data), run_dir):
+            out(line)
+        return True
+    outcome = run_search(
+        study,
+        run_dir,
+        profile=profile,
+        source=source,
+        resume=request.resume,
+        data=data,
+        address=request.address,
+        dashboard=request.dashboard,
+        dashboard_host=request.dashboard_host,
+        out=out,
+    )
+    return outcome.complete
+
+
+def ablate(request: RunRequest, out: Printer = print) -> bool:
+    """``tinyab ablate``: run (or resume, or only plan) an ablation; True when it is complete."""
+    study, profile, source, run_dir, data = _prepare("ablation", request, out)
+    assert isinstance(study, AblationStudy)
+    budget = ablation_budget(
+        study, tune_plan(study, profile, source), profile, source, data, request.results / study.name, run_dir
+    )
+    for line in budget.lines():
+        out(line)
+    out(f"  results: {run_dir}" + (" (resuming)" if request.resume else ""))
+    if request.dry_run:
+        return True
+    outcome = run_ablation(
+        study,
+        run_dir,
+        profile=profile,
+        source=source,
+        resume=request.resume,
+        data=data,
+        address=request.address,
+        dashboard=request.dashboard,
+        dashboard_host=request.dashboard_host,
+        out=out,
+    )
+    return outcome.complete

@@ -1,0 +1,164 @@
+"""The driver of one session of a run: what is left to start, what runs, what is recorded. No Ray here.
+
+The Tune backend (:mod:`tinyab.study.tune_backend`) calls these methods from Tune's searcher, scheduler
+and callback; tests call them directly. A search prunes like this: every epoch a worker reports reaches
+:meth:`Driver.on_epoch`, which reports it to the arm's Optuna trial and answers whether the arm's
+pruner stops the trial; the backend's Tune scheduler then stops it. The epoch stream is the only
+history of a trial: its record is summarised from the epochs the driver received.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from tinyab.config import load_recipe
+from tinyab.errors import ConfigError
+from tinyab.records import RecordsWriter, Status, TrialRecord
+from tinyab.study.plan import StudyPlan, TrialSlot
+from tinyab.study.progress import Progress
+
+Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """What a worker needs to run one trial (and what the driver needs to record it)."""
+
+    trial_id: str
+    arm: int
+    seed: int
+    values: dict[str, Any]  # the trial's values of the records' parameter columns
+    recipe: dict[str, Any]  # the recipe mapping, validated on the worker
+    epochs: int
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a worker reports once its training function returns (or raises)."""
+
+    status: Literal["completed", "stopped", "diverged", "failed"]
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+class Tuner(Protocol):
+    """The Optuna side of the driver (:class:`tinyab.study.optuna_bridge.OptunaBridge`)."""
+
+    def start(self, slot: TrialSlot) -> dict[str, Any]: ...
+
+    def report(self, trial_id: str, epoch: int, value: float) -> bool: ...
+
+    def finish(self, trial_id: str, status: Status, value: float | None) -> None: ...
+
+
+class Driver:
+    """Hands out the planned trials just in time, relays epochs to Optuna, records finished trials."""
+
+    def __init__(
+        self,
+        plan: StudyPlan,
+        todo: list[TrialSlot],
+        tuner: Tuner,
+        records: RecordsWriter,
+        progress: Progress,
+        out: Printer,
+    ) -> None:
+        self.plan = plan
+        self.todo = list(todo)
+        self.tuner = tuner
+        self.records = records
+        self.progress = progress
+        self.out = out
+        self.recorded: list[TrialRecord] = []
+        self.pruned: set[str] = set()
+        self.epochs: dict[str, list[dict[str, Any]]] = {}
+        self.started: dict[str, float] = {}
+
+    def next_trial(self) -> TrialTask | None:
+        """The next planned trial (Optuna is asked for its nuisance values now)."""
+        if not self.todo:
+            return None
+        slot = self.todo.pop(0)
+        nuisance = self.tuner.start(slot)
+        arm = self.plan.arms[slot.arm]
+        recipe = arm.build(nuisance, slot.seed)
+        try:
+            epochs = load_recipe(recipe).epochs
+        except ConfigError:
+            epochs = 0  # the trial fails with this error on its worker, and is recorded as failed
+        resources = self.plan.resources
+        values = {**arm.label, **nuisance}
+        return TrialTask(
+            slot.trial_id, slot.arm, slot.seed, values, recipe, epochs, resources.cpus, resources.gpus
+        )
+
+    def on_start(self, task: TrialTask) -> None:
+        self.started[task.trial_id] = time.perf_counter()
+        self.epochs[task.trial_id] = []
+        self.progress.running += 1
+
+    def on_epoch(self, task: TrialTask, metrics: Mapping[str, Any]) -> bool:
+        """Keep the epoch and report it to Optuna; True when the arm's pruner stops the trial here."""
+        epoch = int(metrics["epoch"])
+        self.epochs.setdefault(task.trial_id, []).append(dict(metrics))
+        status = self.progress.heartbeat(task.trial_id, epoch, task.epochs)
+        if status:
+            self.out(status)
+        value = metrics.get(self.plan.metric)
+        if value is None or not math.isfinite(float(value)):
+            return False
+        prune = self.tuner.report(task.trial_id, epoch, float(value)) and epoch < task.epochs
+        if prune:
+            self.pruned.add(task.trial_id)
+        return prune
+
+    def mark_pruned(self, trial_id: str) -> None:
+        """A trial stopped by a scheduler other than Optuna's pruner (Ray's ASHA)."""
+        self.pruned.add(trial_id)
+
+    def on_finish(
+        self,
+        task: TrialTask,
+        outcome: TrialOutcome | None,
+        tags: Mapping[str, Any],
+        error: str | None = None,
+    ) -> TrialRecord | None:
+        """Record a finished trial and tell Optuna. A trial stopped by Ctrl-C is not recorded (None)."""
+        status: Status
+        per_class: list[dict[str, Any]] = []
+        if outcome is not None:
+            status = "pruned" if outcome.status == "stopped" else outcome.status
+            per_class, error = outcome.per_class, outcome.error
+        elif task.trial_id in self.pruned:
+            status = "pruned"
+        elif error is not None:
+            status = "failed"
+        else:
+            return None  # interrupted: it runs again on --resume
+        self.progress.running -= 1
+        epochs = self.epochs.pop(task.trial_id, [])
+        started = self.started.pop(task.trial_id, time.perf_counter())
+        record = TrialRecord.from_epochs(
+            task.trial_id,
+            status,
+            task.seed,
+            task.values,
+            epochs,
+            self.plan.metric,
+            wall_seconds=round(time.perf_counter() - started, 3),
+            device=str(tags.get("device", "")),
+            node=str(tags.get("node", "")),
+            error=error,
+        )
+        self.records.append(record, epochs, per_class)
+        self.tuner.finish(task.trial_id, status, record.objective)
+        self.recorded.append(record)
+        self.progress.seen(record)
+        self.out(self.progress.line(record, task.values))
+        return record

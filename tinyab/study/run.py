@@ -1,0 +1,296 @@
+"""Run a study: run folders, resume checks, and the one run loop every kind of study goes through.
+
+:func:`run_study` executes a :class:`~tinyab.study.plan.StudyPlan` in a run folder on a Ray session it
+is given (it never opens one): it writes or reopens the records, reconciles Optuna with them, runs
+what is left through the Tune backend and prints the summary. :func:`run_search` opens one Ray session
+for a search study; :func:`run_ablation` opens one for both phases of an ablation (tune, then re-run
+each arm's best on the shared seeds), each phase a :func:`run_study` call with its own plan.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyab.errors import UserError
+from tinyab.records import RecordsWriter, TrialRecord
+from tinyab.records.reader import read_study
+from tinyab.study.arms import BASELINE_ARM
+from tinyab.study.driver import Driver
+from tinyab.study.environment import environment
+from tinyab.study.plan import StudyPlan, rerun_plan, search_plan, tune_plan
+from tinyab.study.progress import Progress, plan_lines, summary_table
+from tinyab.study.ray_runtime import RayInfo, ray_session
+from tinyab.study.spec import AblationStudy, SearchStudy
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class StudyOutcome:
+    """What a run left: its folder, every recorded trial (all sessions) and whether it finished."""
+
+    run_dir: Path
+    records: list[TrialRecord]
+    complete: bool
+
+
+@dataclass
+class AblationOutcome:
+    """An ablation run: its folder and whether both phases finished."""
+
+    run_dir: Path
+    complete: bool
+
+
+# Run folders
+
+
+def new_run_dir(results: Path, name: str, profile: str) -> Path:
+    """``results/<study>/<profile>-<date>-<time>`` (with a suffix if that exists)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = results / name / f"{profile}-{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = results / name / f"{profile}-{stamp}-{suffix}"
+    return run_dir
+
+
+def find_run_dir(results: Path, name: str, profile: str, run: str | None, noun: str = "study") -> Path:
+    """The run to resume: ``run`` if given, else the newest run of this study and profile."""
+    folder = results / name
+    if run:
+        if not (folder / run).is_dir():
+            raise UserError(f"--run: no run '{run}' of {noun} {name} in {folder}")
+        return folder / run
+    runs = sorted(p for p in folder.glob(f"{profile}-*") if p.is_dir()) if folder.is_dir() else []
+    if not runs:
+        raise UserError(f"--resume: no run of {noun} {name} (profile {profile}) in {folder} to resume")
+    return runs[-1]
+
+
+def pick_run_dir(results: Path, name: str, profile: str, run: str | None, resume: bool, noun: str) -> Path:
+    """The run folder of a new run (``run`` or a fresh stamp) or of the run to resume."""
+    if resume:
+        return find_run_dir(results, name, profile, run, noun)
+    run_dir = results / name / run if run else new_run_dir(results, name, profile)
+    if run_dir.exists():
+        raise UserError(f"--run: {run_dir} already exists; pass --resume to continue it")
+    return run_dir
+
+
+def _check_same_study(run_dir: Path, record: dict[str, Any]) -> None:
+    """Resuming with a different study (other --set values, an edited file) would mix two studies."""
+    stored = read_study(run_dir)
+    for key in sorted(set(stored) | set(record)):
+        if key != "source" and json.dumps(stored.get(key), sort_keys=True) != json.dumps(
+            record.get(key), sort_keys=True, default=str
+        ):
+            raise UserError(
+                f"{run_dir / 'study.yaml'}: field '{key}' differs from the study given now; "
+                "resume with the same study file, profile and --set values"
+            )
+
+
+def _check_fits(plan: StudyPlan, info: RayInfo) -> None:
+    """A trial that asks for more than the cluster has would wait forever: refuse it before starting."""
+    res = plan.resources
+    for name, asked, key in (("cpus", res.cpus, "CPU"), ("gpus", res.gpus, "GPU")):
+        have = info.resources.get(key, 0)
+        if asked > have:
+            raise UserError(
+                f"{plan.name}: resources.{name}: a trial asks for {asked:g} {key}, the Ray cluster has "
+                f"{have:g} (pick another --profile or --set resources.{name}=...)"
+            )
+
+
+def announce(info: RayInfo, out: Printer) -> None:
+    cpus, gpus = info.resources.get("CPU", 0), info.resources.get("GPU", 0)
+    where = "local Ray" if info.local else f"Ray at {info.address}"
+    out(f"ray: {where}, {cpus:g} CPU, {gpus:g} GPU")
+    for note in info.notes:
+        out(note)
+
+
+# The run loop
+
+
+def run_study(
+    plan: StudyPlan,
+    run_dir: Path,
+    session: RayInfo,
+    *,
+    profile: str,
+    resume: bool = False,
+    data: str | None = None,
+    train_fn: Callable[..., Any] | None = None,
+    out: Printer = print,
+) -> StudyOutcome:
+    """Run (or resume) ``plan`` in ``run_dir`` on the connected Ray ``session``.
+
+    ``train_fn`` defaults to :func:`tinyab.train.engine.train` (same signature); tests inject
+    training functions with fixed learning curves. ``data`` is passed to it as ``data=``.
+    """
+    from tinyab.study.budget import images_per_epoch
+    from tinyab.study.optuna_bridge import OptunaBridge
+    from tinyab.study.tune_backend import fit
+
+    if train_fn is None:
+        from tinyab.train.engine import train as train_fn
+    if resume:
+        _check_same_study(run_dir, plan.record)
+    slots = plan.slots()
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    finished = records.reopen() if resume else {}
+    todo = [s for s in slots if s.trial_id not in finished]
+    for line in plan_lines(plan, profile, slots, todo, images_per_epoch(plan, data), run_dir):
+        out(line)
+    _check_fits(plan, session)
+    env = environment({"address": session.address, "resources": session.resources})
+    if resume:
+        records.write_environment(env)
+    else:
+        records.create(plan.record, env)
+    bridge = OptunaBridge(plan, run_dir / "optuna.db")
+    bridge.reconcile(finished)
+    progress = Progress(len(slots), plan.metric, plan.mode)
+    for record in finished.values():
+        progress.seen(record)
+    driver = Driver(plan, todo, bridge, records, progress, out)
+    try:
+        if todo:
+            fit(driver, run_dir, len(todo), train_fn, data)
+    finally:
+        records.close()
+    done = [*finished.values(), *driver.recorded]
+    complete = len(done) == len(slots)
+    for line in ["", *summary_table(done, plan, slots)]:
+        out(line)
+    arm_of = {s.trial_id: s.arm for s in slots}
+    for record in done:
+        if record.status in ("failed", "diverged"):
+            why = record.error or "diverged"
+            arm = plan.arms[arm_of[record.trial_id]].name
+            out(f"{record.status}: {record.trial_id} ({arm}, seed {record.seed}): {why}")
+    if not complete:
+        out(f"incomplete: {len(slots) - len(done)} trial(s) not run; continue with --resume")
+    out(f"records: {run_dir}")
+    out(f"optuna:  optuna-dashboard sqlite:///{(run_dir / 'optuna.db').resolve()}")
+    return StudyOutcome(run_dir, done, complete)
+
+
+def run_search(
+    study: SearchStudy,
+    run_dir: Path,
+    *,
+    profile: str,
+    source: str,
+    resume: bool = False,
+    data: str | Path | None = None,
+    address: str | None = None,
+    dashboard: bool = True,
+    dashboard_host: str = "127.0.0.1",
+    train_fn: Callable[..., Any] | None = None,
+    out: Printer = print,
+) -> StudyOutcome:
+    """Run (or resume) a search study in ``run_dir`` on one Ray session."""
+    plan = search_plan(study, profile, source)
+    data = str(Path(data).expanduser().resolve()) if data is not None else None  # workers have other cwds
+    with ray_session(address, dashboard=dashboard, dashboard_host=dashboard_host) as session:
+        announce(session, out)
+        return run_study(
+            plan, run_dir, session, profile=profile, resume=resume, data=data, train_fn=train_fn, out=out
+        )
+
+
+def best_configs(plan: StudyPlan, records: list[TrialRecord]) -> dict[str, dict[str, Any]]:
+    """Each arm's best nuisance values among its completed tuning trials (first trial wins ties)."""
+    sign = 1.0 if plan.mode == "max" else -1.0
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for record in records:
+        if record.status != "completed" or record.objective is None:
+            continue
+        arm = str(record.values["arm"])
+        score = sign * record.objective
+        if arm not in best or score > best[arm][0]:
+            best[arm] = (score, {name: record.values[name] for name in plan.nuisance})
+    return {arm: values for arm, (_, values) in best.items()}
+
+
+def _typed(plan: StudyPlan, values: dict[str, Any]) -> dict[str, Any]:
+    """Nuisance values read back from ``trials.csv`` (text) as the type Optuna sampled."""
+    typed = {}
+    for name, value in values.items():
+        param = plan.nuisance[name]
+        if param.type == "int":
+            typed[name] = int(float(value))
+        elif param.type in ("uniform", "loguniform"):
+            typed[name] = float(value)
+        else:
+            typed[name] = next((v for v in param.values or [] if str(v) == str(value)), value)
+    return typed
+
+
+def run_ablation(
+    ablation: AblationStudy,
+    run_dir: Path,
+    *,
+    profile: str,
+    source: str,
+    resume: bool = False,
+    data: str | Path | None = None,
+    address: str | None = None,
+    dashboard: bool = True,
+    dashboard_host: str = "127.0.0.1",
+    train_fn: Callable[..., Any] | None = None,
+    out: Printer = print,
+) -> AblationOutcome:
+    """Tune every arm (when there is a nuisance section), then re-run each arm's best on the shared seeds.
+
+    Both phases run on one Ray session, each in its own folder (``<run>/tune``, ``<run>/rerun``) with
+    the same ``study.yaml``; with ``resume`` each phase continues where it stopped.
+    """
+    data = str(Path(data).expanduser().resolve()) if data is not None else None
+    arms = [a.name for a in ablation.arms()]
+    with ray_session(address, dashboard=dashboard, dashboard_host=dashboard_host) as session:
+        announce(session, out)
+
+        def phase(plan: StudyPlan, name: str) -> StudyOutcome:
+            out(f"--- {name} phase ---")
+            folder = run_dir / name
+            again = resume and (folder / "study.yaml").is_file()
+            return run_study(
+                plan, folder, session, profile=profile, resume=again, data=data, train_fn=train_fn, out=out
+            )
+
+        if ablation.nuisance:
+            plan = tune_plan(ablation, profile, source)
+            tune = phase(plan, "tune")
+            if not tune.complete:
+                out(f"tuning incomplete; continue with --resume ({run_dir})")
+                return AblationOutcome(run_dir, False)
+            best = {arm: _typed(plan, values) for arm, values in best_configs(plan, tune.records).items()}
+        else:
+            best = {arm: {} for arm in arms}
+        untuned = [arm for arm in arms if arm not in best]
+        if untuned:
+            out(f"no completed tuning trial, left out of the re-runs: {', '.join(untuned)}")
+        if BASELINE_ARM not in best:
+            raise UserError(
+                f"{run_dir / 'tune'}: the baseline arm has no completed tuning trial; nothing to compare"
+            )
+        for arm, values in best.items():
+            if values:
+                shown = ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+                )
+                out(f"best of {arm}: {shown}")
+        rerun = phase(rerun_plan(ablation, profile, source, best), "rerun")
+    complete = rerun.complete and not untuned
+    out(f"ablation records: {run_dir} (report: tinyab report {run_dir})")
+    return AblationOutcome(run_dir, complete)
