@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,14 @@ def test_a_grown_plan_keeps_every_trial_id_and_adds_new_ones_after() -> None:
     assert more.slots()[: len(slots)] == slots
     assert {(s.config, s.seed) for s in more.slots()[len(slots) :]} == {(2, s) for s in (0, 1, 2, 3)}
     assert grown.grow(seeds=[0]) is grown  # nothing new: the same plan
+
+
+def test_validating_a_study_imports_neither_ray_nor_optuna() -> None:
+    code = (
+        "import sys, pathlib, tinyab.study.spec as s; "
+        "raw = {'name': 'x', 'question': 'q?', 'recipe': 'smoke'}; "
+        "s.build_study(s.SearchStudy, raw, pathlib.Path('x'), None); "
+        "print(sorted({'ray', 'optuna'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

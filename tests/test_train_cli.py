@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from tinyab.cli import main
@@ -78,6 +80,15 @@ def test_train_writes_its_folder_and_refuses_to_overwrite_it(mini_zip, tmp_path,
     assert {p.name for p in out.iterdir()} >= {"recipe.yaml", "epochs.csv", "result.json", "per_class.csv"}
     assert main(args) == 2
     assert "already holds a training run" in capsys.readouterr().err
+    # the folder is a one-trial study: the report reads it like any records
+    result = json.loads((out / "result.json").read_text())
+    assert main(["report", str(out), "--no-figures"]) == 0
+    report = capsys.readouterr().out
+    assert "1 trials: 1 completed" in report and "Arms: all trials together." in report
+    arms = pd.read_csv(out / "report" / "arms.csv")
+    assert arms["n"].tolist() == [1] and arms["mean"].iloc[0] == pytest.approx(result["best_val_top1"])
+    trials = pd.read_csv(out / "trials.csv")
+    assert trials["trial_id"].tolist() == ["t0000"] and trials["best_epoch"].iloc[0] == result["best_epoch"]
 
 
 def test_lr_find_writes_plot_and_suggests_ordered_bounds(mini_zip, tmp_path, capsys):
