@@ -22,7 +22,7 @@ from common import add_data_argument
 
 from tinyab.study.plan import search_plan
 from tinyab.study.ray_runtime import ray_session
-from tinyab.study.run import run_study
+from tinyab.study.run import RunOptions, run_study
 from tinyab.study.spec import SearchStudy, build_study
 
 
@@ -80,14 +80,9 @@ def main() -> None:
             spec = build_study(
                 SearchStudy, study(args.samples, args.epochs, config), Path("pruning.py"), None
             )
-            outcome = run_study(
-                search_plan(spec, "default", "pruning_savings.py"),
-                Path(folder) / pruner,
-                info,
-                profile="default",
-                data=str(Path(args.data).resolve()),
-                out=lambda line: None,
-            )
+            options = RunOptions("default", "pruning_savings.py", data=args.data, out=lambda _: None)
+            plan = search_plan(spec, "default", "pruning_savings.py")
+            outcome = run_study(plan, Path(folder) / pruner, info, options)
             results[pruner] = summarise(outcome.run_dir)
     (full_epochs, full_best, full_status), (epochs, best, status) = results["none"], results[args.pruner]
     kind = f"percentile pruner ({args.percentile:g})" if args.pruner == "percentile" else "median pruner"

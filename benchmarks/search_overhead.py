@@ -24,7 +24,7 @@ from common import add_data_argument
 from tinyab.config import load_recipe
 from tinyab.study.plan import search_plan
 from tinyab.study.ray_runtime import ray_session
-from tinyab.study.run import run_study
+from tinyab.study.run import RunOptions, run_study
 from tinyab.study.spec import SearchStudy, build_study
 
 
@@ -47,15 +47,8 @@ def search_time(plan, session, data: str, train_fn=None) -> tuple[float, list[fl
     and of each trial as the driver recorded it (start to finish, in trial order)."""
     with tempfile.TemporaryDirectory() as results:
         started = time.perf_counter()
-        outcome = run_study(
-            plan,
-            Path(results) / "run",
-            session,
-            profile="default",
-            data=data,
-            train_fn=train_fn,
-            out=lambda line: None,
-        )
+        quiet = RunOptions("default", "search_overhead.py", data=data, train_fn=train_fn, out=lambda _: None)
+        outcome = run_study(plan, Path(results) / "run", session, quiet)
         elapsed = time.perf_counter() - started
         with (outcome.run_dir / "trials.csv").open() as f:
             rows = sorted(csv.DictReader(f), key=lambda row: row["trial_id"])

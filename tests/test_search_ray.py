@@ -23,7 +23,8 @@ import yaml
 
 from helpers import curves
 from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, WARMUP, curve_train, expected_pruning
-from tinyab.study.run import run_search
+from tinyab.study.ray_runtime import RayOptions
+from tinyab.study.run import RunOptions, run_search
 from tinyab.study.spec import SearchStudy, build_study
 
 pytestmark = pytest.mark.slow
@@ -111,9 +112,8 @@ def run_curves(results: str, address: str) -> None:
     """The driver of the curves study (run in a subprocess: it needs RAY_AUTH_MODE=token from the start)."""
     study = build_study(SearchStudy, CURVES_STUDY, Path("curves.yaml"), None)
     run_dir = Path(results) / "curves" / "run"
-    outcome = run_search(
-        study, run_dir, profile="default", source="curves.yaml", address=address, train_fn=curve_train
-    )
+    options = RunOptions("default", "curves.yaml", ray=RayOptions(address), train_fn=curve_train)
+    outcome = run_search(study, run_dir, options)
     print(f"RUN_DIR={outcome.run_dir}")
 
 

@@ -17,7 +17,8 @@ from tinyab.study import catalog
 from tinyab.study.budget import ablation_budget, images_per_epoch
 from tinyab.study.plan import search_plan, tune_plan
 from tinyab.study.progress import plan_lines
-from tinyab.study.run import pick_run_dir, run_ablation, run_search
+from tinyab.study.ray_runtime import RayOptions
+from tinyab.study.run import RunOptions, pick_run_dir, run_ablation, run_search
 from tinyab.study.spec import AblationStudy, SearchStudy
 
 Printer = Callable[[str], None]
@@ -74,6 +75,11 @@ def _prepare(kind: catalog.Kind, request: RunRequest, out: Printer) -> tuple[Any
     return study, profile or "default", str(path), run_dir, data
 
 
+def _options(request: RunRequest, profile: str, source: str, data: str | None, out: Printer) -> RunOptions:
+    ray = RayOptions(request.address, request.dashboard, request.dashboard_host)
+    return RunOptions(profile, source, request.resume, data, ray, out=out)
+
+
 def search(request: RunRequest, out: Printer = print) -> bool:
     """``tinyab search``: run (or resume, or only plan) a search study; True when it is complete."""
     study, profile, source, run_dir, data = _prepare("search", request, out)
@@ -84,19 +90,7 @@ def search(request: RunRequest, out: Printer = print) -> bool:
         for line in plan_lines(plan, profile, slots, slots, images_per_epoch(plan, data), run_dir):
             out(line)
         return True
-    outcome = run_search(
-        study,
-        run_dir,
-        profile=profile,
-        source=source,
-        resume=request.resume,
-        data=data,
-        address=request.address,
-        dashboard=request.dashboard,
-        dashboard_host=request.dashboard_host,
-        out=out,
-    )
-    return outcome.complete
+    return run_search(study, run_dir, _options(request, profile, source, data, out)).complete
 
 
 def ablate(request: RunRequest, out: Printer = print) -> bool:
@@ -111,16 +105,4 @@ def ablate(request: RunRequest, out: Printer = print) -> bool:
     out(f"  results: {run_dir}" + (" (resuming)" if request.resume else ""))
     if request.dry_run:
         return True
-    outcome = run_ablation(
-        study,
-        run_dir,
-        profile=profile,
-        source=source,
-        resume=request.resume,
-        data=data,
-        address=request.address,
-        dashboard=request.dashboard,
-        dashboard_host=request.dashboard_host,
-        out=out,
-    )
-    return outcome.complete
+    return run_ablation(study, run_dir, _options(request, profile, source, data, out)).complete

@@ -25,6 +25,15 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DASHBOARD_PORT = 8265
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Which Ray to run on: a cluster's address, or a local instance (with or without its dashboard)."""
+
+    address: str | None = None
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+
+
 @dataclass
 class RayInfo:
     """What the driver tells the user about the Ray it runs on."""

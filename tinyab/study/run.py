@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,31 @@ from tinyab.study.driver import Driver
 from tinyab.study.environment import environment
 from tinyab.study.plan import StudyPlan, rerun_plan, search_plan, tune_plan
 from tinyab.study.progress import Progress, plan_lines, summary_table
-from tinyab.study.ray_runtime import RayInfo, ray_session
+from tinyab.study.ray_runtime import RayInfo, RayOptions, ray_session
 from tinyab.study.spec import AblationStudy, SearchStudy
 
 Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a study: the same for every phase and kind.
+
+    ``train_fn`` defaults to :func:`tinyab.train.engine.train` (same signature); tests inject training
+    functions with fixed learning curves. ``data`` is passed to it as ``data=``.
+    """
+
+    profile: str
+    source: str
+    resume: bool = False
+    data: str | None = None
+    ray: RayOptions = field(default_factory=RayOptions)
+    train_fn: Callable[..., Any] | None = None
+    out: Printer = print
+
+    def __post_init__(self) -> None:
+        if self.data is not None:  # workers have other working directories
+            object.__setattr__(self, "data", str(Path(self.data).expanduser().resolve()))
 
 
 @dataclass
@@ -121,34 +143,24 @@ def announce(info: RayInfo, out: Printer) -> None:
 
 
 def run_study(
-    plan: StudyPlan,
-    run_dir: Path,
-    session: RayInfo,
-    *,
-    profile: str,
-    resume: bool = False,
-    data: str | None = None,
-    train_fn: Callable[..., Any] | None = None,
-    out: Printer = print,
+    plan: StudyPlan, run_dir: Path, session: RayInfo, options: RunOptions, resume: bool | None = None
 ) -> StudyOutcome:
-    """Run (or resume) ``plan`` in ``run_dir`` on the connected Ray ``session``.
-
-    ``train_fn`` defaults to :func:`tinyab.train.engine.train` (same signature); tests inject
-    training functions with fixed learning curves. ``data`` is passed to it as ``data=``.
-    """
+    """Run (or resume) ``plan`` in ``run_dir`` on the connected Ray ``session``
+    (``resume`` defaults to ``options.resume``)."""
     from tinyab.study.budget import images_per_epoch
     from tinyab.study.optuna_bridge import OptunaBridge
     from tinyab.study.tune_backend import fit
+    from tinyab.train.engine import train
 
-    if train_fn is None:
-        from tinyab.train.engine import train as train_fn
+    out, data = options.out, options.data
+    resume = options.resume if resume is None else resume
     if resume:
         _check_same_study(run_dir, plan.record)
     slots = plan.slots()
     records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
     finished = records.reopen() if resume else {}
     todo = [s for s in slots if s.trial_id not in finished]
-    for line in plan_lines(plan, profile, slots, todo, images_per_epoch(plan, data), run_dir):
+    for line in plan_lines(plan, options.profile, slots, todo, images_per_epoch(plan, data), run_dir):
         out(line)
     _check_fits(plan, session)
     env = environment({"address": session.address, "resources": session.resources})
@@ -164,7 +176,7 @@ def run_study(
     driver = Driver(plan, todo, bridge, records, progress, out)
     try:
         if todo:
-            fit(driver, run_dir, len(todo), train_fn, data)
+            fit(driver, run_dir, len(todo), options.train_fn or train, data)
     finally:
         records.close()
     done = [*finished.values(), *driver.recorded]
@@ -184,28 +196,19 @@ def run_study(
     return StudyOutcome(run_dir, done, complete)
 
 
-def run_search(
-    study: SearchStudy,
-    run_dir: Path,
-    *,
-    profile: str,
-    source: str,
-    resume: bool = False,
-    data: str | Path | None = None,
-    address: str | None = None,
-    dashboard: bool = True,
-    dashboard_host: str = "127.0.0.1",
-    train_fn: Callable[..., Any] | None = None,
-    out: Printer = print,
-) -> StudyOutcome:
+@contextmanager
+def connected(options: RunOptions) -> Iterator[RayInfo]:
+    """One Ray session for a whole run (announced once)."""
+    ray = options.ray
+    with ray_session(ray.address, dashboard=ray.dashboard, dashboard_host=ray.dashboard_host) as session:
+        announce(session, options.out)
+        yield session
+
+
+def run_search(study: SearchStudy, run_dir: Path, options: RunOptions) -> StudyOutcome:
     """Run (or resume) a search study in ``run_dir`` on one Ray session."""
-    plan = search_plan(study, profile, source)
-    data = str(Path(data).expanduser().resolve()) if data is not None else None  # workers have other cwds
-    with ray_session(address, dashboard=dashboard, dashboard_host=dashboard_host) as session:
-        announce(session, out)
-        return run_study(
-            plan, run_dir, session, profile=profile, resume=resume, data=data, train_fn=train_fn, out=out
-        )
+    with connected(options) as session:
+        return run_study(search_plan(study, options.profile, options.source), run_dir, session, options)
 
 
 def best_configs(plan: StudyPlan, records: list[TrialRecord]) -> dict[str, dict[str, Any]]:
@@ -236,36 +239,21 @@ def _typed(plan: StudyPlan, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def run_ablation(
-    ablation: AblationStudy,
-    run_dir: Path,
-    *,
-    profile: str,
-    source: str,
-    resume: bool = False,
-    data: str | Path | None = None,
-    address: str | None = None,
-    dashboard: bool = True,
-    dashboard_host: str = "127.0.0.1",
-    train_fn: Callable[..., Any] | None = None,
-    out: Printer = print,
-) -> AblationOutcome:
+def run_ablation(ablation: AblationStudy, run_dir: Path, options: RunOptions) -> AblationOutcome:
     """Tune every arm (when there is a nuisance section), then re-run each arm's best on the shared seeds.
 
     Both phases run on one Ray session, each in its own folder (``<run>/tune``, ``<run>/rerun``) with
     the same ``study.yaml``; with ``resume`` each phase continues where it stopped.
     """
-    data = str(Path(data).expanduser().resolve()) if data is not None else None
+    out, profile, source = options.out, options.profile, options.source
     arms = [a.name for a in ablation.arms()]
-    with ray_session(address, dashboard=dashboard, dashboard_host=dashboard_host) as session:
-        announce(session, out)
+    with connected(options) as session:
 
         def phase(plan: StudyPlan, name: str) -> StudyOutcome:
             out(f"--- {name} phase ---")
             folder = run_dir / name
-            again = resume and (folder / "study.yaml").is_file()
             return run_study(
-                plan, folder, session, profile=profile, resume=again, data=data, train_fn=train_fn, out=out
+                plan, folder, session, options, options.resume and (folder / "study.yaml").is_file()
             )
 
         if ablation.nuisance:
