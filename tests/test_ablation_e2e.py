@@ -93,11 +93,11 @@ def test_each_arm_is_rerun_with_its_best_lr_on_the_shared_seeds(ablation_run: Pa
 
 def test_report_ablation_table_equals_an_independent_computation(ablation_run: Path) -> None:
     from tinyab.analysis.design import resolve_design
-    from tinyab.analysis.tables import ablation_table
+    from tinyab.analysis.tables import Rule, ablation_table
     from tinyab.records.reader import load_studies
 
     (study,), _ = load_studies(ablation_run)
-    table = ablation_table(study, resolve_design(study, None, None), 0.05).set_index("arm")
+    table = ablation_table(study, resolve_design(study, None, None), Rule(0.05)).set_index("arm")
     rerun = rows(ablation_run / "rerun" / "trials.csv")
     value = {(r["arm"], int(r["seed"])): float(r["best_val_top1"]) for r in rerun}
     pvalues = {}
@@ -107,13 +107,13 @@ def test_report_ablation_table_equals_an_independent_computation(ablation_run: P
         assert table.loc[arm, "n"] == 2  # only the re-runs enter the comparison
         assert table.loc[arm, "contribution"] == pytest.approx(mean, abs=1e-12)
         if np.ptp(diff) > 0:
-            half = stats.t.ppf(0.975, 1) * diff.std(ddof=1) / math.sqrt(2)
+            half = stats.t.ppf(1 - 0.05 / 2 / 2, 1) * diff.std(ddof=1) / math.sqrt(2)  # simultaneous, m = 2
             assert table.loc[arm, "ci_low"] == pytest.approx(mean - half, abs=1e-9)
             assert table.loc[arm, "ci_high"] == pytest.approx(mean + half, abs=1e-9)
             pvalues[arm] = stats.ttest_rel(
                 [value[("baseline", s)] for s in (11, 12)], [value[(arm, s)] for s in (11, 12)]
             ).pvalue
     if len(pvalues) == 2:
-        holm = multipletests(list(pvalues.values()), method="holm")[1]
-        for arm, p in zip(pvalues, holm, strict=True):
-            assert table.loc[arm, "p_holm"] == pytest.approx(p, abs=1e-9)
+        adjusted = multipletests(list(pvalues.values()), method="bonferroni")[1]
+        for arm, p in zip(pvalues, adjusted, strict=True):
+            assert table.loc[arm, "p_adj"] == pytest.approx(p, abs=1e-9)

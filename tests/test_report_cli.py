@@ -66,7 +66,7 @@ def test_report_without_ray_prints_verdicts_first(factorial: Path) -> None:
         "init.scheme: variance_scaling vs xavier" in verdicts
         and "→ variance_scaling better than xavier" in verdicts
     )
-    assert "Holm p" in verdicts and "init.scheme × optim.weight_decay" in out
+    assert "Bonferroni over the 2 comparisons" in out and "init.scheme × optim.weight_decay" in out
 
 
 def test_arms_table_matches_an_independent_computation(factorial: Path) -> None:
@@ -82,7 +82,7 @@ def test_arms_table_matches_an_independent_computation(factorial: Path) -> None:
     assert arms["gap_train_val"].to_numpy() == pytest.approx(0.05, abs=1e-6)  # the writer's train − val gap
 
 
-def test_comparisons_are_paired_by_seed_and_holm_adjusted(factorial: Path) -> None:
+def test_comparisons_are_paired_by_seed_with_simultaneous_intervals(factorial: Path) -> None:
     comp = pd.read_csv(factorial / "report" / "comparisons.csv").set_index("family")
     trials = pd.read_csv(factorial / "trials.csv").sort_values([WD, "seed"])
     a = trials.loc[trials[INIT] == "variance_scaling", "best_val_top1"].to_numpy()
@@ -91,10 +91,20 @@ def test_comparisons_are_paired_by_seed_and_holm_adjusted(factorial: Path) -> No
     assert row["design"] == "paired (10 pairs)" and row["test"] == "paired t"
     p = sps.ttest_rel(a, b).pvalue
     assert row["p"] == pytest.approx(p)
-    assert row["p_holm"] == pytest.approx(min(1.0, 2 * p)) or row["p_holm"] == pytest.approx(comp["p"].max())
-    assert row["verdict"] == "variance_scaling better than xavier"
+    assert row["p_adj"] == pytest.approx(min(1.0, 2 * p))  # Bonferroni over the 2 comparisons
+    d = a - b
+    half = sps.t.ppf(1 - 0.05 / 2 / 2, len(d) - 1) * sps.sem(d)  # simultaneous 97.5%: level α/m
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert row["verdict"] == "variance_scaling better than xavier" and row["ci_low"] > 0
     anova = pd.read_csv(factorial / "report" / "anova.csv").set_index("source")
-    assert set(anova.index) == {INIT, WD, f"{INIT} × {WD}", "Residual"}
+    assert set(anova.index) == {INIT, WD, f"{INIT} × {WD}", "seed", "Residual"}  # seeds shared: a block
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    frame = trials.rename(columns={INIT: "init", WD: "wd", "best_val_top1": "y"})
+    ref = anova_lm(smf.ols("y ~ C(init) * C(wd) + C(seed)", data=frame).fit(), typ=2)
+    assert anova.loc[INIT, "p"] == pytest.approx(ref.loc["C(init)", "PR(>F)"], rel=1e-9)
+    assert anova.loc[f"{INIT} × {WD}", "F"] == pytest.approx(ref.loc["C(init):C(wd)", "F"], rel=1e-9)
     assert anova.loc[INIT, "p"] < 0.001 and anova.loc[f"{INIT} × {WD}", "p"] > 0.05
 
 
@@ -248,17 +258,19 @@ def test_no_optuna_db_is_a_note(factorial: Path) -> None:
 
 def test_figures_label_the_confidence_the_report_used(factorial: Path, tmp_path: Path) -> None:
     ablation = write_ablation(tmp_path / "ablate" / "run1", {"no_flip": -0.03, "no_crop": 0.0})
-    with_intervals = {"learning_curves", "arms", "interaction", "forest"}
+    # 1 − α for arms and curves; the comparisons' simultaneous level 1 − α/m (m = 2 here) for the forest
+    labels = {"learning_curves": "90% CI", "arms": "90% CI", "interaction": "90% CI"}
+    labels["forest"] = "simultaneous 95% CI"
     drawn = set()
     for run, out in ((factorial, tmp_path / "factorial"), (ablation, tmp_path / "ablation")):
         assert main(["report", str(run), "--alpha", "0.1", "--out", str(out)]) == 0
         for svg in out.glob("*.svg"):
             text = svg.read_text()
-            assert "<text" in text and "95%" not in text, svg.name  # text kept as text (svg.fonttype none)
-            if svg.stem in with_intervals:
-                assert "90% CI" in text, svg.name
+            assert "<text" in text, svg.name  # text kept as text (svg.fonttype none)
+            if svg.stem in labels:
+                assert labels[svg.stem] in text and text.count("% CI") == text.count(labels[svg.stem]), svg
                 drawn.add(svg.stem)
-    assert drawn == with_intervals
+    assert drawn == set(labels)
 
 
 def _error_bars(fig) -> np.ndarray:
@@ -274,10 +286,11 @@ def test_figures_draw_the_intervals_of_the_tables(tmp_path: Path) -> None:
     arms = tables.arms_table(design, 0.8)
     fig = figures.arm_comparison(design, arms, 0.8)
     np.testing.assert_allclose(_error_bars(fig), arms[["ci_low", "ci_high"]].to_numpy())
-    ablation = tables.ablation_table(study, design, 0.2)
-    fig = figures.forest(ablation, design.metric, 0.8)
-    np.testing.assert_allclose(_error_bars(fig), ablation[["ci_low", "ci_high"]].to_numpy())
-    assert "80% CI" in fig.axes[0].get_xlabel()
+    rule = tables.Rule(0.2, margin=0.01)
+    comparisons, _ = tables.comparisons_table(design, rule, {"arm": "baseline"})
+    fig = figures.forest(comparisons, design.metric, rule.interval(len(comparisons)), rule.margin)
+    np.testing.assert_allclose(_error_bars(fig), comparisons[["ci_low", "ci_high"]].to_numpy())
+    assert "simultaneous 90% CI" in fig.axes[0].get_xlabel()  # 1 − 0.2/2
 
 
 def test_analysis_modules_import_each_other_without_a_circle() -> None:

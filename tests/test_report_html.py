@@ -54,7 +54,7 @@ def test_html_report_renders_offline_in_chromium(tmp_path: Path) -> None:
             assert page.locator("table.arms tbody tr").count() == 4
             assert "variance_scaling better than xavier" in page.locator("table.comparisons").inner_text()
             images = page.locator("img")
-            assert images.count() == 4
+            assert images.count() == 5  # learning curves, arms, interaction, schedule, forest
             widths = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth)")
             assert all(w and w > 100 for w in widths), widths
             assert errors == []

@@ -15,7 +15,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from tinyab import stats
 from tinyab.analysis.design import resolve_design
-from tinyab.analysis.tables import comparisons_table
+from tinyab.analysis.tables import Rule, comparisons_table
 from tinyab.records.reader import StudyRecords
 
 A = np.array([0.381, 0.392, 0.377, 0.405, 0.388, 0.379])
@@ -81,12 +81,12 @@ def test_prob_improvement_is_the_mann_whitney_auc_and_the_paired_share() -> None
     assert lower_better.p_improvement == pytest.approx((1 + 0.5) / 5)
 
 
-def test_holm_matches_statsmodels_and_keeps_nan() -> None:
+def test_bonferroni_matches_statsmodels_and_keeps_nan() -> None:
     p = np.array([0.01, 0.04, np.nan, 0.03, 0.2, 0.01])
-    out = stats.holm(p)
+    out = stats.bonferroni(p)
     assert np.isnan(out[2])
-    assert out[np.isfinite(p)] == pytest.approx(multipletests(p[np.isfinite(p)], method="holm")[1])
-    assert np.isnan(stats.holm([np.nan])).all()
+    assert out[np.isfinite(p)] == pytest.approx(multipletests(p[np.isfinite(p)], method="bonferroni")[1])
+    assert np.isnan(stats.bonferroni([np.nan])).all()
 
 
 @pytest.mark.parametrize("paired", [True, False])
@@ -158,10 +158,10 @@ def _verdicts(rng: np.random.Generator, reps: int, shift: float, paired: bool, n
                 rows.append({"trial_id": f"{arm}{s}", "status": "completed", "seed": s, KEY: arm,
                              "best_val_top1": mu + e + rng.normal(0, sd)})  # fmt: skip
         study = StudyRecords("aa", [Path("memory")], SPEC, pd.DataFrame(rows), None, None, [], None)
-        table, _ = comparisons_table(resolve_design(study, None, None), 0.05, {KEY: "b"})
+        table, _ = comparisons_table(resolve_design(study, None, None), Rule(0.05), {KEY: "b"})
         row = table.iloc[0]
         assert row["test"] == ("paired t" if paired else "Welch t")
-        out.append((not row["verdict"].startswith("no detectable"), row["mde"]))
+        out.append(("better than" in row["verdict"], row["mde"]))
     return np.array(out)
 
 
@@ -200,20 +200,35 @@ def test_pair_by_keys_pairs_unique_keys_when_twins_cover_half_the_larger_arm() -
         assert not paired and a.tolist() == A[:5].tolist() and b.tolist() == B[:5].tolist()
 
 
-def test_judge_holm_adjusts_the_family_and_words_the_verdicts() -> None:
-    family = [
-        ("a", "c", stats.compare(A, C, paired=False)),
-        ("a", "b", stats.compare(A, B, paired=True)),
-        ("a", "one", stats.compare(A, [0.4], paired=False)),
-    ]
-    judged = stats.judge(family, 0.05, higher_is_better=True)
-    ref = multipletests([c.p for _, _, c in family[:2]], method="holm")[1]
-    assert [p for p, _ in judged[:2]] == pytest.approx(ref) and np.isnan(judged[2][0])
-    assert [v for _, v in judged] == ["a better than c", "a better than b", "not testable (n=1)"]
-    assert stats.judge(family, 0.01, True)[1][1] == "no detectable difference at α=0.01"  # Holm p ≈ 0.03
-    assert stats.judge(family[:1], 0.05, higher_is_better=False)[0][1] == "c better than a"
-    assert stats.anova_verdict(0.01, 0.05) == "effect at α=0.05"
-    assert stats.anova_verdict(0.05, 0.05) == "no detectable effect at α=0.05"
+def test_verdicts_agree_with_their_simultaneous_intervals() -> None:
+    """Over many random factorial studies: interval excludes 0 ⇔ a "better" verdict, inside ±margin ⇔
+    "equivalent"; and each interval is the paired t interval at 1 − α/m (scipy, independently)."""
+    rng = np.random.default_rng(7)
+    margin, seen = 0.02, set()
+    for _ in range(40):
+        rows = []
+        shift = {"a": rng.normal(0, 0.02), "b": 0.0, "c": rng.normal(0, 0.02)}
+        for s in range(int(rng.integers(3, 9))):
+            for arm, mu in shift.items():
+                rows.append({"trial_id": f"{arm}{s}", "status": "completed", "seed": s, KEY: arm,
+                             "best_val_top1": 0.4 + mu + rng.normal(0, 0.01)})  # fmt: skip
+        spec = {**SPEC, "params": {KEY: {"role": "scientific", "grid": ["a", "b", "c"]}}}
+        study = StudyRecords("f", [Path("memory")], spec, pd.DataFrame(rows), None, None, [], None)
+        table, note = comparisons_table(resolve_design(study, None, None), Rule(0.05, margin), None)
+        assert "Bonferroni over the 3 comparisons" in note and "simultaneous 98.33% intervals" in note
+        frame = pd.DataFrame(rows).pivot(index="seed", columns=KEY, values="best_val_top1")
+        for row in table.itertuples():
+            d = frame[row.a] - frame[row.b]
+            half = sps.t.ppf(1 - 0.05 / 3 / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            assert (row.ci_low, row.ci_high) == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-12)
+            excludes = row.ci_low > 0 or row.ci_high < 0
+            assert excludes == ("better than" in row.verdict)
+            inside = -margin < row.ci_low and row.ci_high < margin
+            assert (row.verdict == f"equivalent within ±{margin:g}") == (inside and not excludes)
+            assert row.p_adj == pytest.approx(min(1.0, 3 * row.p))
+            seen.add(row.verdict.split()[-1] if "better" not in row.verdict else "better")
+    assert seen >= {"better", "inconclusive", "±0.02"}  # every kind of verdict occurred
+    assert stats.anova_verdict(0.01, 0.05) == "effect at α=0.05 (unadjusted)"
 
 
 def test_t_half_width_matches_the_t_interval_at_any_confidence() -> None:

@@ -11,6 +11,7 @@ import csv
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, epoch_metrics, expected_pruning
@@ -35,11 +36,9 @@ def session(plan: StudyPlan, run_dir: Path, resume: bool) -> tuple[Driver, list[
         records.create(plan.record, {})
     bridge = OptunaBridge(plan, run_dir / "optuna.db")
     bridge.reconcile(finished)
-    todo = [s for s in plan.slots() if s.trial_id not in finished]
     lines: list[str] = []
-    return Driver(
-        plan, todo, bridge, records, Progress(len(plan.slots()), "val_top1", "max"), lines.append
-    ), lines
+    progress = Progress(len(plan.slots()), "val_top1", "max")
+    return Driver(plan, list(finished.values()), bridge, records, progress, lines.append), lines
 
 
 def play(driver: Driver, limit: int | None = None, abandon_last: bool = False) -> None:
@@ -140,3 +139,90 @@ def test_a_session_killed_mid_trial_resumes_with_every_trial_recorded_once(tmp_p
         by_trial.setdefault(trial_id, []).append(state)
     assert by_trial["t0004"] == ["FAIL", "PRUNED"]  # the abandoned attempt, then the real one
     assert all(len(s) == 1 for t, s in by_trial.items() if t != "t0004")
+
+
+# Sequential seeds: batches grow while a comparison is open (no Ray; the same loop plays Tune's part)
+
+SEQUENTIAL = {
+    **CURVES_STUDY,
+    "name": "sequential",
+    "overrides": {"epochs": 2},
+    "seeds": 3,
+    "pruner": {"name": "none"},
+    "margin": 0.02,
+    "sequential": {"step": 2, "max_seeds": 11},
+}
+
+
+def top1(scheme: str, seed: int, gap: float) -> float:
+    """Arm value: a large gap between the schemes, a little seed-to-seed noise."""
+    first = scheme == "variance_scaling"
+    return 0.5 + (gap if first else 0.0) + 0.01 * np.sin(3.7 * seed + first)
+
+
+def play_values(driver: Driver, gap: float, limit: int | None = None) -> None:
+    played = 0
+    while (limit is None or played < limit) and (task := driver.next_trial()) is not None:
+        played += 1
+        driver.on_start(task)
+        value = top1(task.values["init.scheme"], task.seed, gap) + 0.003 * np.cos(task.seed)
+        for epoch in (1, 2):
+            metrics = {
+                "epoch": epoch,
+                "train_loss": 1.0,
+                "val_loss": 1.0,
+                "val_top1": value,
+                "train_top1": 0.6,
+            }
+            driver.on_epoch(task, metrics)
+        driver.on_finish(task, TrialOutcome("completed"), {"device": "cpu"})
+    driver.records.close()
+
+
+def sequential_session(run_dir: Path, resume: bool) -> tuple[Driver, list[str]]:
+    from tinyab.study.run import RunOptions, replay_growth, seed_growth
+
+    study = build_study(SearchStudy, SEQUENTIAL, Path("sequential.yaml"), None)
+    plan = search_plan(study, "default", "sequential.yaml")
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    finished = records.reopen() if resume else {}
+    if not resume:
+        records.create(plan.record, {})
+    growth = seed_growth(plan, RunOptions("default", "sequential.yaml"))
+    assert growth is not None
+    plan = replay_growth(plan, growth, list(finished.values()))
+    bridge = OptunaBridge(plan, run_dir / "optuna.db")
+    bridge.reconcile(finished)
+    lines: list[str] = []
+    progress = Progress(len(plan.slots()), "val_top1", "max")
+    return Driver(plan, list(finished.values()), bridge, records, progress, lines.append, growth), lines
+
+
+def test_a_large_effect_stops_the_seeds_early_and_a_null_one_runs_to_max_seeds(tmp_path: Path) -> None:
+    driver, lines = sequential_session(tmp_path / "big", resume=False)
+    play_values(driver, gap=0.2)
+    trials = read_csv(tmp_path / "big" / "trials.csv")
+    assert len(trials) == 2 * 5  # inconclusive at 3 seeds (O'Brien–Fleming), decided at 5
+    assert [line for line in lines if line.startswith("look")] == [
+        "look at 3 seeds: 0 of 1 comparisons decided; open: init.scheme: variance_scaling vs xavier",
+        "look at 5 seeds: 1 of 1 comparisons decided; open: none",
+    ]
+    assert sorted(t["trial_id"] for t in trials) == [f"t{i:04d}" for i in range(10)]
+    driver, lines = sequential_session(tmp_path / "null", resume=False)
+    play_values(driver, gap=0.0)
+    seeds = sorted({int(t["seed"]) for t in read_csv(tmp_path / "null" / "trials.csv")})
+    assert seeds[:3] == [0, 1, 2] and len(seeds) < 11  # the null ends equivalent within ±0.02 early
+    assert lines[-1].startswith(f"look at {len(seeds)} seeds: 1 of 1 comparisons decided")
+
+
+def test_a_sequential_run_killed_mid_batch_resumes_the_same_sequence(tmp_path: Path) -> None:
+    first, _ = sequential_session(tmp_path / "run", resume=False)
+    play_values(first, gap=0.2, limit=7)  # the first batch (6 trials) and one of the next
+    second, _ = sequential_session(tmp_path / "run", resume=True)
+    assert [s.trial_id for s in second.todo] == ["t0007", "t0008", "t0009"]
+    play_values(second, gap=0.2)
+    trials = read_csv(tmp_path / "run" / "trials.csv")
+    assert sorted(t["trial_id"] for t in trials) == [f"t{i:04d}" for i in range(10)]
+    assert sorted((t["init.scheme"], t["seed"]) for t in trials) == sorted(
+        (s, str(seed)) for s in BASE for seed in range(5)
+    )

@@ -10,10 +10,13 @@ Choices (documented in docs/report.md):
 - Pairing: by seed (and the other varied keys) when every key is unique per arm and at least two pairs
   cover at least half of the larger arm.
 - Primary test: paired t when the arms share seeds, else Welch's t. Secondary: Wilcoxon signed-rank or
-  Mann–Whitney U. Verdicts use the primary test's Holm-adjusted p over the report's family of rows.
+  Mann–Whitney U.
+- Verdicts (four: A better, B better, equivalent within ±margin, inconclusive) come from the interval
+  printed beside them: simultaneous over the family (Bonferroni, level 1 − α/m) for a fixed design, the
+  repeated confidence interval of the decisive look for sequential seeds (:mod:`tinyab.sequential`).
 - Hedges' g: mean difference over the pooled SD of the two arms, times J = 1 − 3 / (4(n_a + n_b) − 9).
 - P(A>B): the share of pairs where A beats B (ties count half); unpaired, the AUC U / (n_a n_b).
-- MDE: the smallest |Δ| the primary test detects with 80% power at α / m (Holm's strictest step over a
+- MDE: the smallest |Δ| the primary test detects with 80% power at α / m (the family's level over a
   family of m comparisons), for the n at hand and the observed SD.
 - ANOVA: OLS with every interaction of the factors, type-II sums of squares; partial η² =
   SS_effect / (SS_effect + SS_residual).
@@ -22,9 +25,11 @@ Choices (documented in docs/report.md):
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,15 +168,12 @@ def prob_improvement(a: np.ndarray, b: np.ndarray, paired: bool) -> float:
     return float((np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / diff.size)
 
 
-def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
-    """Holm-adjusted p-values (step-down); NaN entries (untestable comparisons) stay NaN, not counted."""
+def bonferroni(pvalues: np.ndarray | list[float]) -> np.ndarray:
+    """Bonferroni-adjusted p-values, min(1, m·p) over the m testable ones; NaN entries stay NaN. The
+    family's verdicts use the matching simultaneous intervals (level 1 − α/m), so p_adj < α exactly
+    when the interval excludes 0."""
     p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = len(order)
-    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    return out
+    return np.minimum(1.0, p * max(int(np.isfinite(p).sum()), 1))
 
 
 def pair_by_keys(
@@ -241,6 +243,7 @@ class Comparison:
     hedges_g: float
     p_improvement: float
     mde: float
+    sd: float  # of the paired differences (paired), else the pooled SD of the arms
 
 
 def _quiet(fn, *args, **kwargs) -> float:
@@ -300,53 +303,67 @@ def compare(
         hedges_g=hedges_g(a, b),
         p_improvement=prob_improvement(sign * a, sign * b, paired),
         mde=minimal_detectable_effect(len(a), len(b), sd, mde_alpha, paired),
+        sd=sd,
     )
 
 
-def verdict(a: str, b: str, c: Comparison, p_holm: float, alpha: float, higher_is_better: bool) -> str:
-    """The claim about arms ``a`` and ``b`` from the Holm-adjusted p of their comparison ``c``."""
-    if not np.isfinite(p_holm):
-        return f"not testable (n={min(c.n_a, c.n_b)})"
-    if p_holm >= alpha:
-        return f"no detectable difference at α={alpha:g}"
-    a_better = (c.delta > 0) == higher_is_better
-    return f"{a if a_better else b} better than {b if a_better else a}"
+def factor_pairs(levels: Mapping[str, Sequence[Any]]) -> list[tuple[str, Any, Any]]:
+    """The family of a factorial study: every pair of levels of each factor, pooled over the others."""
+    return [(key, a, b) for key, values in levels.items() for a, b in itertools.combinations(values, 2)]
 
 
-def judge(
-    family: Sequence[tuple[str, str, Comparison]], alpha: float, higher_is_better: bool
-) -> list[tuple[float, str]]:
-    """(Holm p, verdict) of each (a, b, comparison) of one family, adjusted together so that the chance
-    of any false claim in the family stays at ``alpha`` however many rows it has."""
-    adjusted = holm([c.p for _, _, c in family])
-    return [
-        (float(p), verdict(a, b, c, p, alpha, higher_is_better))
-        for (a, b, c), p in zip(family, adjusted, strict=True)
-    ]
+def per_seed_differences(
+    keys_a: Sequence[tuple], values_a: ArrayLike, keys_b: Sequence[tuple], values_b: ArrayLike
+) -> list[np.ndarray]:
+    """a − b paired by key (the seed first, then the other factors' levels), grouped by seed in seed
+    order: what a sequential look at n seeds sees is the first n groups."""
+    twins_b = dict(zip(keys_b, np.asarray(values_b, dtype=float), strict=True))
+    by_seed: dict[Any, list[float]] = {}
+    for key, value in zip(keys_a, np.asarray(values_a, dtype=float), strict=True):
+        if key in twins_b and np.isfinite(value) and np.isfinite(twins_b[key]):
+            by_seed.setdefault(key[0], []).append(value - twins_b[key])
+    return [np.array(by_seed[seed]) for seed in sorted(by_seed)]
+
+
+def verdict_words(code: str, a: str, b: str, margin: float | None) -> str:
+    """A verdict code of :func:`tinyab.sequential.verdict` as the report states it."""
+    return {
+        "a": f"{a} better than {b}",
+        "b": f"{b} better than {a}",
+        "equivalent": f"equivalent within ±{margin:g}" if margin is not None else "equivalent",
+        "inconclusive": "inconclusive",
+    }[code]
 
 
 def anova_verdict(p: float, alpha: float) -> str:
     """The claim about one ANOVA effect, from its unadjusted p as the ANOVA table reports it."""
-    return f"{'effect' if p < alpha else 'no detectable effect'} at α={alpha:g}"
+    return f"{'effect' if p < alpha else 'no detectable effect'} at α={alpha:g} (unadjusted)"
 
 
-def anova(data: pd.DataFrame, response: str, factors: list[str]) -> pd.DataFrame | None:
-    """Type-II ANOVA of ``response`` on the crossed ``factors`` with all their interactions.
+def anova(
+    data: pd.DataFrame, response: str, factors: list[str], block: str | None = None
+) -> pd.DataFrame | None:
+    """Type-II ANOVA of ``response`` on the crossed ``factors`` with all their interactions, plus an
+    additive ``block`` (the seed, when every arm ran the same seeds: the model matches the paired design).
 
-    Returns rows per effect (named ``a``, ``a × b``) plus ``Residual``, with columns df, sum_sq, F, p,
-    partial_eta_sq; None when there is no residual degree of freedom (no replicates).
+    Returns rows per effect (named ``a``, ``a × b``, and the block) plus ``Residual``, with columns df,
+    sum_sq, F, p, partial_eta_sq; None when there is no residual degree of freedom (no replicates).
     """
     import statsmodels.formula.api as smf
     from statsmodels.stats.anova import anova_lm
 
     names = {f"f{i}": key for i, key in enumerate(factors)}
+    if block is not None:
+        names["blk"] = block
     frame = pd.DataFrame({alias: data[key].astype(str).to_numpy() for alias, key in names.items()})
     frame["y"] = data[response].to_numpy(dtype=float)
     frame = frame[np.isfinite(frame["y"])]
     levels = [frame[alias].nunique() for alias in names]
     if min(levels, default=0) < 2:
         return None
-    formula = "y ~ " + " * ".join(f"C({alias})" for alias in names)
+    formula = "y ~ " + " * ".join(f"C({alias})" for alias in names if alias != "blk")
+    if block is not None:
+        formula += " + C(blk)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = smf.ols(formula, data=frame).fit()

@@ -200,20 +200,25 @@ def pruning(design: Design, epochs: pd.DataFrame | None) -> plt.Figure | None:
     return fig
 
 
-def forest(ablation: pd.DataFrame | None, metric: str, confidence: float) -> plt.Figure | None:
-    """Each ablation arm's contribution (baseline − arm) with its CI from the ablation table."""
-    if ablation is None or ablation.empty:
+def forest(
+    comparisons: pd.DataFrame | None, metric: str, interval: str, margin: float | None = None
+) -> plt.Figure | None:
+    """Every comparison's difference (a − b) with the interval its verdict rests on (``interval`` names
+    it), the zero line and, with a margin, the band of equivalence."""
+    if comparisons is None or comparisons.empty:
         return None
     _theme()
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(ablation) + 1.5))
-    y = np.arange(len(ablation))
-    c = ablation["contribution"].to_numpy(float)
-    err = [c - ablation["ci_low"].to_numpy(float), ablation["ci_high"].to_numpy(float) - c]
-    ax.errorbar(c, y, xerr=err, fmt="s", color="black", capsize=4)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(comparisons) + 1.6))
+    y = np.arange(len(comparisons))
+    delta = comparisons["delta"].to_numpy(float)
+    low, high = comparisons["ci_low"].to_numpy(float), comparisons["ci_high"].to_numpy(float)
+    ax.errorbar(delta, y, xerr=[delta - low, high - delta], fmt="s", color="black", capsize=4)
+    if margin:
+        ax.axvspan(-margin, margin, color="tab:green", alpha=0.12, label=f"±{margin:g} (equivalence)")
+        ax.legend(loc="lower right", fontsize=8)
     ax.axvline(0, color="grey", linestyle="--")
-    ax.set_yticks(y, list(ablation["arm"]))
+    ax.set_yticks(y, [f"{a} vs {b}" for a, b in zip(comparisons["a"], comparisons["b"], strict=True)])
     ax.invert_yaxis()
-    xlabel = f"contribution to {metric} (baseline − arm), {percent(confidence)} CI"
-    ax.set(xlabel=xlabel, title="ablation")
+    ax.set(xlabel=f"difference in {metric} (a − b), {interval}", title="comparisons")
     fig.tight_layout()
     return fig

@@ -45,5 +45,5 @@ def level(value: Any) -> str:
 
 
 def percent(fraction: float) -> str:
-    """A confidence level as a label: 0.9 -> '90%'."""
-    return f"{100 * fraction:g}%"
+    """A confidence level as a label: 0.9 -> '90%', 0.98333 -> '98.33%'."""
+    return f"{round(100 * fraction, 2):g}%"

@@ -18,7 +18,8 @@ class Options:
     metric: str | None = None
     by: list[str] | None = None
     baseline: dict[str, str] | None = None
-    alpha: float = 0.05
+    alpha: float | None = None  # None: the study's (0.05 by default)
+    margin: float | None = None  # None: the study's (none by default)
     seed: int = 0
     figures: bool = True
 

@@ -19,6 +19,7 @@ from tinyab.analysis.formatting import cell, percent
 from tinyab.analysis.model import Options, StudyReport, Table
 from tinyab.io import atomic_write_text
 from tinyab.records.reader import StudyRecords, load_studies
+from tinyab.sequential import seeds_for_power
 
 MAX_VERDICTS = 12
 TABLE_KEYS = ("arms", "ablation", "comparisons", "anova", "isolation", "importance", "per_class")
@@ -41,23 +42,24 @@ def _header(study: StudyRecords, design: Design) -> list[str]:
 
 
 def _verdict_lines(comparisons: pd.DataFrame, anova: pd.DataFrame | None, alpha: float) -> list[str]:
-    """The main claims, significant ones first: comparisons, then ANOVA effects."""
+    """The main claims, decisive ones first: comparisons, then ANOVA effects."""
     lines: list[tuple[int, float, str]] = []
     for r in comparisons.to_dict("records") if not comparisons.empty else []:
         ci = f"[{cell(r['ci_low'])}, {cell(r['ci_high'])}]" if np.isfinite(r["ci_low"]) else "[no CI]"
+        seeds = f", {int(r['seeds'])} seeds" if np.isfinite(r.get("seeds", np.nan)) else ""
+        undecided = r["verdict"].startswith(("inconclusive", "not testable"))
         lines.append(
             (
-                0,
-                r["p_holm"] if np.isfinite(r["p_holm"]) else 2.0,
-                f"{r['family']}: {r['a']} vs {r['b']}: Δ {r['delta']:+.4f} {ci}, {r['test']} "
-                f"Holm p = {cell(r['p_holm'])} → {r['verdict']}",
+                1 if undecided else 0,
+                r["p_adj"] if np.isfinite(r["p_adj"]) else 2.0,
+                f"{r['family']}: {r['a']} vs {r['b']}: Δ {r['delta']:+.4f} {ci}{seeds} → {r['verdict']}",
             )
         )
     for r in anova.to_dict("records") if anova is not None else []:
-        if r["source"] != "Residual" and np.isfinite(r["p"]):
+        if r["source"] not in ("Residual", "seed") and np.isfinite(r["p"]):
             lines.append(
                 (
-                    1,
+                    2,
                     r["p"],
                     f"ANOVA {r['source']}: F = {cell(r['F'])}, p = {cell(r['p'])}, "
                     f"partial η² = {cell(r['partial_eta_sq'])} → {stats.anova_verdict(r['p'], alpha)}",
@@ -70,19 +72,58 @@ def _verdict_lines(comparisons: pd.DataFrame, anova: pd.DataFrame | None, alpha:
     return shown
 
 
+def rule_of(study: StudyRecords, options: Options) -> tables.Rule:
+    """How the study's family is judged: α and margin from the command line, else from the study."""
+    spec = study.spec
+    alpha = options.alpha if options.alpha is not None else float(spec.get("alpha") or 0.05)
+    margin = options.margin if options.margin is not None else spec.get("margin")
+    sequential = spec.get("sequential") or {}
+    first = len(spec.get("seeds") or []) if sequential else None
+    return tables.Rule(alpha, margin, first, sequential.get("step"), sequential.get("max_seeds"))
+
+
+def _trials_used(design: Design, comparisons: pd.DataFrame, rule: tables.Rule, power: float) -> str | None:
+    """For a sequential run: the trials it used against a fixed design with the same power, i.e. the
+    seeds per arm that a fixed-n paired t test at α/m needs against ±margin for every comparison (at
+    the SD of paired differences observed)."""
+    if rule.design(max(len(comparisons), 1)) is None or rule.margin is None or comparisons.empty:
+        return None
+    needed = []
+    for row in comparisons.itertuples():
+        if not (np.isfinite(row.sd) and row.sd > 0 and row.seeds > 0):
+            return None
+        per_seed = max(1, round(row.n_a / row.seeds))
+        family = len(comparisons)
+        needed.append(seeds_for_power(rule.margin, row.sd, rule.alpha, family, power, per_seed))
+    fixed = max(needed) * len(design.arm_order)
+    used = len(design.trials)
+    return (
+        f"Sequential seeds used {used} trials; a fixed design with the same power ({power:.0%} against "
+        f"±{rule.margin:g} for each comparison) needs {max(needed)} seeds per arm = {fixed} trials "
+        f"({used / fixed:.0%} of it used)."
+    )
+
+
 def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyReport:
     """Compute every table and figure of one study; figures are saved into ``out_dir``."""
     design = resolve_design(study, options.metric, options.by)
-    alpha = options.alpha
+    rule = rule_of(study, options)
+    alpha = rule.alpha
     level = percent(1 - alpha)
     arms = tables.arms_table(design, 1 - alpha, options.seed)
     baseline = options.baseline
     if baseline is None and design.baseline_arm:
         baseline = {"arm": design.baseline_arm}
-    comparisons, comparison_note = tables.comparisons_table(design, alpha, baseline)
+    comparisons, comparison_note = tables.comparisons_table(design, rule, baseline)
     anova = tables.anova_table(design)
-    ablation = tables.ablation_table(study, design, alpha)
-    report = StudyReport(study.name, out_dir, _header(study, design), [], warnings=list(study.warnings))
+    ablation = tables.ablation_table(study, design, rule)
+    header = _header(study, design)
+    if not comparisons.empty:
+        header.append(f"Verdicts: {rule.note(len(comparisons), 'comparisons')}.")
+    used = _trials_used(design, comparisons, rule, float(study.spec.get("power") or 0.8))
+    if used:
+        header.append(used)
+    report = StudyReport(study.name, out_dir, header, [], warnings=list(study.warnings))
     report.verdicts = _verdict_lines(comparisons, anova, alpha)
 
     ci_methods = ", ".join(sorted(set(arms["ci_method"])))
@@ -109,7 +150,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
                 "ablation",
                 "Ablation: contribution = baseline − arm",
                 ablation,
-                f"rerun phase only; {level} CI; Holm over the arms; cost = sum of wall_seconds.",
+                f"rerun phase only; {rule.note(len(ablation), 'arms')}; cost = sum of wall_seconds.",
             )
         )
     if not comparisons.empty:
@@ -118,9 +159,9 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
                 "comparisons",
                 "Comparisons",
                 comparisons,
-                f"{comparison_note}; Δ = mean(a) − mean(b), {level} CI; Holm over all rows; "
+                f"{comparison_note}; Δ = mean(a) − mean(b); p_adj = min(1, m·p); "
                 "MDE: |Δ| detected with 80% power at α/m.",
-                ("n_a", "n_b", "mean_a", "mean_b"),
+                ("n_a", "n_b", "mean_a", "mean_b", "sd"),
             )
         )
     else:
@@ -139,7 +180,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     if per_class is not None:
         report.tables.append(Table("per_class", "Per class: best arm's top and bottom classes", per_class))
     if options.figures:
-        _figures(study, design, arms, ablation, 1 - alpha, out_dir, report)
+        _figures(study, design, arms, comparisons, rule, out_dir, report)
     return report
 
 
@@ -160,12 +201,14 @@ def _figures(
     study: StudyRecords,
     design: Design,
     arms: pd.DataFrame,
-    ablation: pd.DataFrame | None,
-    confidence: float,
+    comparisons: pd.DataFrame,
+    rule: tables.Rule,
     out_dir: Path,
     report: StudyReport,
 ) -> None:
-    """Draw and save every figure that applies; intervals at ``confidence``, the tables' where they exist."""
+    """Draw and save every figure that applies; the tables' intervals where they exist, else at 1 − α."""
+    confidence = 1 - rule.alpha
+    interval = rule.interval(max(len(comparisons), 1))
     curves = figures.learning_curves(design, study.epochs, arms, confidence)
     made = [
         ("learning_curves", "Learning curves", curves),
@@ -173,7 +216,7 @@ def _figures(
         ("interaction", "Interaction", figures.interaction(design, confidence)),
         ("schedule", "Schedule: learning rate and resolution", figures.schedule(design, study.epochs, arms)),
         ("pruning", "Pruning overview", figures.pruning(design, study.epochs)),
-        ("forest", "Ablation contributions", figures.forest(ablation, design.metric, confidence)),
+        ("forest", "Comparisons", figures.forest(comparisons, design.metric, interval, rule.margin)),
     ]
     for name, caption, fig in made:
         if fig is not None:

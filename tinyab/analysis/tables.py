@@ -7,24 +7,33 @@ values as recorded, fractions for accuracies); formatting is the renderer's job.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from tinyab import stats
 from tinyab.analysis.design import Design, arm_label
-from tinyab.analysis.formatting import level
+from tinyab.analysis.formatting import level, percent
 from tinyab.errors import UserError
 from tinyab.records.reader import CONTINUOUS, StudyRecords
 from tinyab.schema import suggest
+from tinyab.sequential import Sequential, replay, verdict
 
 MAX_ALL_PAIRS_LEVELS = 12
 BUCKETS = 5
 PER_CLASS_SHOWN = 5
 
-Row = tuple[str, str, str, stats.Comparison]  # (family, a, b, comparison of a against b)
+
+class Row(NamedTuple):
+    """One comparison of the family: a against b, and a − b grouped by seed (for a sequential replay)."""
+
+    family: str
+    a: str
+    b: str
+    comparison: stats.Comparison
+    per_seed: list[np.ndarray]
 
 
 def _best(values: pd.Series, higher: bool) -> float:
@@ -92,42 +101,94 @@ def _tuples(frame: pd.DataFrame, keys: list[str]) -> list[tuple[Any, ...]]:
     return list(frame[keys].itertuples(index=False, name=None))
 
 
+@dataclass(frozen=True)
+class Rule:
+    """How a family of comparisons is judged: its α, the margin of equivalence, and the sequential
+    design when seeds came in batches (``first`` seeds, then ``step`` more up to ``max_seeds``)."""
+
+    alpha: float
+    margin: float | None = None
+    first: int | None = None
+    step: int | None = None
+    max_seeds: int | None = None
+
+    def design(self, family: int) -> Sequential | None:
+        if self.first is None or self.step is None or self.max_seeds is None:
+            return None
+        return Sequential(self.alpha, family, self.first, self.step, self.max_seeds)
+
+    def interval(self, family: int) -> str:
+        """What the family's intervals are, for axis labels."""
+        if self.design(family) is not None:
+            return "repeated CI of the decisive look"
+        return f"simultaneous {percent(1 - self.alpha / family)} CI"
+
+    def note(self, family: int, noun: str) -> str:
+        """The family and the interval its verdicts rest on, in words."""
+        head = f"family: Bonferroni over the {family} {noun} of this study (α = {self.alpha:g}); "
+        if self.design(family) is not None:
+            head += (
+                f"sequential seeds ({self.first}, then +{self.step} up to {self.max_seeds}; "
+                "O'Brien–Fleming-type spending): repeated confidence intervals of each decisive look"
+            )
+        else:
+            head += f"simultaneous {percent(1 - self.alpha / family)} intervals"
+        margin = f"inside ±{self.margin:g}: equivalent" if self.margin else "no margin set"
+        return f"{head}; interval excludes 0: better; {margin}"
+
+
 def compare_levels(
     design: Design,
     keys: list[str],
     pairs: list[tuple[tuple, tuple]],
-    alpha: float,
     family: str,
-    family_size: int | None = None,
+    rule: Rule,
+    family_size: int,
 ) -> list[Row]:
-    """One comparison per (A, B) pair of levels of ``keys``, pooling over the other factors.
-
-    The MDE is at α / ``family_size`` (Holm's strictest step; default: the number of pairs).
-    """
-    mde_alpha = alpha / max(family_size or len(pairs), 1)
+    """One comparison per (A, B) pair of levels of ``keys``, pooling over the other factors, at the
+    family's level (α / ``family_size``); with the per-seed differences a sequential replay reads."""
+    level = rule.alpha / max(family_size, 1)
     pair_keys = design.pair_keys(keys)
     rows = []
     for level_a, level_b in pairs:
         sub_a, sub_b = _select(design.done, keys, level_a), _select(design.done, keys, level_b)
-        a, b, paired = stats.pair_by_keys(
-            _tuples(sub_a, pair_keys), sub_a[design.metric], _tuples(sub_b, pair_keys), sub_b[design.metric]
-        )
-        result = stats.compare(a, b, paired, 1 - alpha, mde_alpha, design.higher_is_better)
-        rows.append((family, arm_label(level_a, keys), arm_label(level_b, keys), result))
+        keys_a, keys_b = _tuples(sub_a, pair_keys), _tuples(sub_b, pair_keys)
+        a, b, paired = stats.pair_by_keys(keys_a, sub_a[design.metric], keys_b, sub_b[design.metric])
+        result = stats.compare(a, b, paired, 1 - level, level, design.higher_is_better)
+        per_seed = stats.per_seed_differences(keys_a, sub_a[design.metric], keys_b, sub_b[design.metric])
+        rows.append(Row(family, arm_label(level_a, keys), arm_label(level_b, keys), result, per_seed))
     return rows
 
 
-def _finish(family: list[Row], alpha: float, higher: bool) -> pd.DataFrame:
-    """One table row per comparison, with its Holm p and verdict over the whole family."""
+def _judged(row: Row, rule: Rule, sequential: Sequential | None, higher: bool) -> dict[str, Any]:
+    """The row's interval, verdict (and, sequentially, the seeds it used) in table columns."""
+    c, sign = row.comparison, 1.0 if higher else -1.0
+    low, high = c.ci_low, c.ci_high
+    extra: dict[str, Any] = {}
+    if sequential is not None and c.paired:
+        decision = replay([sign * d for d in row.per_seed], sequential, rule.margin)
+        low, high = sorted((sign * decision.low, sign * decision.high))
+        extra = {"seeds": decision.seeds, "look": decision.look}
+    if not np.isfinite(low):
+        return {"ci_low": low, "ci_high": high, "verdict": f"not testable (n={min(c.n_a, c.n_b)})", **extra}
+    oriented = (low, high) if higher else (-high, -low)
+    code = verdict(*oriented, rule.margin)
+    words = stats.verdict_words(code, row.a, row.b, rule.margin)
+    return {"ci_low": low, "ci_high": high, "verdict": words, **extra}
+
+
+def _finish(family: list[Row], rule: Rule, higher: bool) -> pd.DataFrame:
+    """One table row per comparison, with its family-adjusted p and the verdict of its interval."""
     if not family:
         return pd.DataFrame()
-    judged = stats.judge([(a, b, c) for _, a, b, c in family], alpha, higher)
+    sequential = rule.design(len(family))
+    adjusted = stats.bonferroni([row.comparison.p for row in family])
     rows = []
-    for (name, a, b, c), (p_holm, verdict) in zip(family, judged, strict=True):
-        row = {"family": name, "a": a, "b": b} | asdict(c) | {"p_holm": p_holm, "verdict": verdict}
-        row["design"] = f"paired ({c.n_a} pairs)" if row.pop("paired") else "unpaired"
-        rows.append(row)
-    first = ["family", "a", "b", "verdict", "delta", "ci_low", "ci_high", "p_holm", "test", "p", "design"]
+    for row, p_adj in zip(family, adjusted, strict=True):
+        fields = asdict(row.comparison) | {"p_adj": float(p_adj)} | _judged(row, rule, sequential, higher)
+        fields["design"] = f"paired ({row.comparison.n_a} pairs)" if fields.pop("paired") else "unpaired"
+        rows.append({"family": row.family, "a": row.a, "b": row.b} | fields)
+    first = ["family", "a", "b", "verdict", "delta", "ci_low", "ci_high", "p_adj", "test", "p", "design"]
     return pd.DataFrame(rows, columns=first + [col for col in rows[0] if col not in first])
 
 
@@ -137,11 +198,11 @@ def _level_means(design: Design, key: str) -> dict[Any, float]:
 
 
 def comparisons_table(
-    design: Design, alpha: float, baseline: dict[str, str] | None
+    design: Design, rule: Rule, baseline: dict[str, str] | None
 ) -> tuple[pd.DataFrame, str]:
     """Against ``baseline`` (arms = combinations of its keys), else all pairs of levels of each factor.
 
-    Returns the table (one Holm family) and a note on what was compared.
+    Returns the table (one family) and a note on what was compared and how it is judged.
     """
     rows: list[Row] = []
     if baseline:
@@ -156,7 +217,7 @@ def comparisons_table(
         if base not in levels:
             raise UserError(f"--baseline {arm_label(base, keys)}: no completed trial in that arm")
         pairs = [(lvl, base) for lvl in levels if lvl != base]
-        rows = compare_levels(design, keys, pairs, alpha, " × ".join(keys))
+        rows = compare_levels(design, keys, pairs, " × ".join(keys), rule, len(pairs))
         note = f"every arm against the baseline {arm_label(base, keys)}"
     else:
         note = "all pairs of levels of each factor, pooled over the other factors (better arm first)"
@@ -171,19 +232,25 @@ def comparisons_table(
                 pairs_by_factor[key] = [((x,), (y,)) for x, y in itertools.combinations(ranked, 2)]
         total = sum(len(p) for p in pairs_by_factor.values())
         for key, pairs in pairs_by_factor.items():
-            rows.extend(compare_levels(design, [key], pairs, alpha, key, total))
-    return _finish(rows, alpha, design.higher_is_better), note
+            rows.extend(compare_levels(design, [key], pairs, key, rule, total))
+    return _finish(rows, rule, design.higher_is_better), f"{note}; {rule.note(len(rows), 'comparisons')}"
 
 
 def anova_table(design: Design) -> pd.DataFrame | None:
-    """Factorial ANOVA over the design's factors (two or more), or None."""
+    """Factorial ANOVA over the design's factors (two or more), or None. When every arm ran the same
+    seeds the seed is a block, as in the paired comparisons."""
     if len(design.factors) < 2:
         return None
-    return stats.anova(design.done, design.metric, design.factors)
+    seeds = design.done.groupby("arm")["seed"].apply(lambda s: tuple(sorted(s)))
+    block = "seed" if seeds.nunique() == 1 and seeds.iloc[0] and len(set(seeds.iloc[0])) > 1 else None
+    if block and design.done.groupby(["arm", "seed"]).size().max() > 1:
+        block = None  # several configurations per arm and seed: not a block design
+    return stats.anova(design.done, design.metric, design.factors, block)
 
 
-def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.DataFrame | None:
-    """Each arm's contribution (baseline − arm) with CI, Holm p, verdict and cost; None for a search."""
+def ablation_table(study: StudyRecords, design: Design, rule: Rule) -> pd.DataFrame | None:
+    """Each arm's contribution (baseline − arm) with its interval, adjusted p, verdict and cost; None
+    for a search."""
     if not design.ablation:
         return None
     base = design.baseline_arm or ""
@@ -191,8 +258,8 @@ def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.Data
     if base not in {str(a) for a in design.levels["arm"]}:
         raise UserError(f"{study.runs[0] / 'study.yaml'}: baseline_arm '{base}' has no rerun trials")
     base_level = next(a for a in design.levels["arm"] if str(a) == base)
-    rows = compare_levels(design, ["arm"], [((base_level,), (a,)) for a in arms], alpha, "ablation")
-    frame = _finish(rows, alpha, design.higher_is_better)
+    rows = compare_levels(design, ["arm"], [((base_level,), (a,)) for a in arms], "ablation", rule, len(arms))
+    frame = _finish(rows, rule, design.higher_is_better)
     if frame.empty:
         return frame
     rerun, all_rows = design.trials, study.trials
@@ -204,7 +271,7 @@ def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.Data
             "contribution": frame["delta"],
             "ci_low": frame["ci_low"],
             "ci_high": frame["ci_high"],
-            "p_holm": frame["p_holm"],
+            "p_adj": frame["p_adj"],
             "verdict": frame["verdict"],
             "test": frame["test"],
             "p": frame["p"],
@@ -213,6 +280,8 @@ def ablation_table(study: StudyRecords, design: Design, alpha: float) -> pd.Data
             "cost_unit": [_cost_unit(rerun, a) for a in frame["b"]],
         }
     )
+    if "seeds" in frame:
+        out.insert(7, "seeds", frame["seeds"])
     if len(tune):
         out["tune_cost"] = [_seconds(tune, a) for a in frame["b"]]
     return out

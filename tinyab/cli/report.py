@@ -28,7 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="factors that define the arms (default: scientific and grid keys)",
     )
     p.add_argument("--baseline", nargs="+", metavar="KEY=VALUE", help="compare every arm with this one")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument(
+        "--alpha", type=float, default=None, help="family-wise error rate (default: the study's, 0.05)"
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="smallest difference that matters, in the metric's units (default: the study's margin)",
+    )
     p.add_argument("--format", choices=FORMATS, default="md", help="what to print (default md)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default <run>/report)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of sampled plots")
@@ -53,13 +61,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tinyab.analysis import render
     from tinyab.analysis.report import Options, report
 
-    if not 0 < args.alpha < 1:
+    if args.alpha is not None and not 0 < args.alpha < 1:
         raise UserError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    if args.margin is not None and not 0 < args.margin < float("inf"):
+        raise UserError(f"--margin {args.margin}: expected a positive number")
     options = Options(
         metric=args.metric,
         by=args.by,
         baseline=parse_baseline(args.baseline),
         alpha=args.alpha,
+        margin=args.margin,
         seed=args.seed,
         figures=not args.no_figures,
     )

@@ -46,6 +46,14 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, noun: str) -> None:
         "--num-samples", type=int, help="nuisance configurations per arm (overrides the study)"
     )
     parser.add_argument(
+        "--max-seeds",
+        type=int,
+        help="sequential seeds: add seeds in batches until every comparison is decisive or N seeds",
+    )
+    parser.add_argument(
+        "--budget", help="sequential seeds: stop adding batches after this wall time (e.g. 90m, 2h, 3600s)"
+    )
+    parser.add_argument(
         "--address", help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray"
     )
     parser.add_argument(
@@ -70,6 +78,8 @@ def run_request(args: argparse.Namespace, name: str) -> RunRequest:
         if args.num_samples < 1:
             raise UserError(f"--num-samples: expected a positive integer, got {args.num_samples}")
         overrides["num_samples"] = args.num_samples
+    if args.max_seeds is not None:
+        overrides.setdefault("sequential", {})["max_seeds"] = args.max_seeds
     return RunRequest(
         name=name,
         profile=args.profile,
@@ -82,7 +92,21 @@ def run_request(args: argparse.Namespace, name: str) -> RunRequest:
         address=args.address,
         dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
+        budget_seconds=parse_duration(args.budget) if args.budget else None,
     )
+
+
+def parse_duration(text: str) -> float:
+    """``90m``, ``2h``, ``3600s`` or ``3600`` as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise UserError(f"--budget {text}: expected a positive duration such as 90m, 2h or 3600s")
+    return seconds
 
 
 def print_entries(kind: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from tinyab.config import load_recipe
 from tinyab.errors import ConfigError
 from tinyab.records import RecordsWriter, Status, TrialRecord
+from tinyab.study.growth import SeedGrowth
 from tinyab.study.plan import StudyPlan, TrialSlot
 from tinyab.study.progress import Progress
 
@@ -58,30 +59,41 @@ class Tuner(Protocol):
 
 
 class Driver:
-    """Hands out the planned trials just in time, relays epochs to Optuna, records finished trials."""
+    """Hands out the planned trials just in time, relays epochs to Optuna, records finished trials, and
+    (with ``growth``) grows the plan when a batch ends with comparisons still open."""
 
     def __init__(
         self,
         plan: StudyPlan,
-        todo: list[TrialSlot],
+        earlier: list[TrialRecord],
         tuner: Tuner,
         records: RecordsWriter,
         progress: Progress,
         out: Printer,
+        growth: SeedGrowth | None = None,
     ) -> None:
         self.plan = plan
-        self.todo = list(todo)
+        self.earlier = list(earlier)
+        done = {r.trial_id for r in earlier}
+        self.todo = [s for s in plan.slots() if s.trial_id not in done]
         self.tuner = tuner
         self.records = records
         self.progress = progress
         self.out = out
+        self.growth = growth
         self.recorded: list[TrialRecord] = []
         self.pruned: set[str] = set()
         self.epochs: dict[str, list[dict[str, Any]]] = {}
         self.started: dict[str, float] = {}
 
+    @property
+    def finished(self) -> bool:
+        """Nothing left to start, nothing running (and the plan will not grow again)."""
+        return not self.todo and self.progress.running == 0
+
     def next_trial(self) -> TrialTask | None:
-        """The next planned trial (Optuna is asked for its nuisance values now)."""
+        """The next planned trial (Optuna is asked for its nuisance values now); None when nothing can
+        start yet (the rest of a batch runs) or ever (:attr:`finished`)."""
         if not self.todo:
             return None
         slot = self.todo.pop(0)
@@ -161,4 +173,18 @@ class Driver:
         self.recorded.append(record)
         self.progress.seen(record)
         self.out(self.progress.line(record, task.values))
+        if self.growth is not None and self.finished:
+            self._grow()
         return record
+
+    def _grow(self) -> None:
+        """A batch has ended: look at every comparison and plan the next batch for the open ones."""
+        assert self.growth is not None
+        slots = self.plan.slots()
+        look = self.growth.look(self.plan, [*self.earlier, *self.recorded], slots)
+        self.out(look.line())
+        grown = self.growth.grow(self.plan, look)
+        if grown is not None:
+            self.plan = grown
+            self.todo = grown.slots()[len(slots) :]
+            self.progress.total = len(grown.slots())

@@ -57,10 +57,12 @@ class PlanArm:
 
 @dataclass(frozen=True)
 class Step:
-    """The plan's size after one growth step: configurations per arm and the seeds."""
+    """The plan after one growth step: configurations per arm and seeds, for every arm or for the
+    arms listed (sequential seeds grow only the arms of comparisons still open)."""
 
     configs: int
     seeds: tuple[int, ...]
+    arms: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class StudyPlan:
     resources: ResourcesConfig
     columns: tuple[str, ...]  # the parameter columns of trials.csv
     record: dict[str, Any]  # study.yaml
+    factors: tuple[str, ...] = ()  # the label columns whose levels are compared
+    baseline: int | None = None  # the arm every other arm is compared with (an ablation), else None
 
     @property
     def seeds(self) -> list[int]:
@@ -89,25 +93,42 @@ class StudyPlan:
         return self.steps[-1].configs
 
     def slots(self) -> list[TrialSlot]:
-        """Every trial, in the order they start; each step adds only the (configuration, seed) pairs
-        that earlier steps did not have."""
+        """Every trial, in the order they start; each step adds only the (configuration, seed, arm)
+        trials that earlier steps did not have."""
         slots: list[TrialSlot] = []
-        planned: set[tuple[int, int]] = set()
+        planned: set[tuple[int, int, int]] = set()
         for step in self.steps:
+            arms = range(len(self.arms)) if step.arms is None else step.arms
             for config in range(step.configs):
                 for seed in step.seeds:
-                    if (config, seed) in planned:
-                        continue
-                    planned.add((config, seed))
-                    for arm in range(len(self.arms)):
-                        slots.append(TrialSlot(f"t{len(slots):04d}", arm, config, seed))
+                    for arm in arms:
+                        if (config, seed, arm) not in planned:
+                            planned.add((config, seed, arm))
+                            slots.append(TrialSlot(f"t{len(slots):04d}", arm, config, seed))
         return slots
 
-    def grow(self, seeds: list[int] | None = None, configs: int | None = None) -> StudyPlan:
-        """This plan with more seeds and/or configurations per arm, appended as a new step."""
+    def grow(
+        self, seeds: list[int] | None = None, configs: int | None = None, arms: list[int] | None = None
+    ) -> StudyPlan:
+        """This plan with more seeds and/or configurations, for every arm or only ``arms``, appended as
+        a new step (unchanged when the step adds no trial)."""
         last = self.steps[-1]
-        grown = Step(max(configs or 0, last.configs), tuple(dict.fromkeys([*last.seeds, *(seeds or [])])))
-        return dataclasses.replace(self, steps=(*self.steps, grown)) if grown != last else self
+        grown = Step(
+            max(configs or 0, last.configs),
+            tuple(dict.fromkeys([*last.seeds, *(seeds or [])])),
+            tuple(sorted(arms)) if arms is not None else None,
+        )
+        before = len(self.slots())
+        plan = dataclasses.replace(self, steps=(*self.steps, grown))
+        return plan if len(plan.slots()) > before else self
+
+    def arm_seeds(self) -> dict[int, list[int]]:
+        """The seeds each arm runs (in plan order)."""
+        seeds: dict[int, list[int]] = {arm: [] for arm in range(len(self.arms))}
+        for slot in self.slots():
+            if slot.seed not in seeds[slot.arm]:
+                seeds[slot.arm].append(slot.seed)
+        return seeds
 
 
 def search_plan(study: SearchStudy, profile: str, source: str) -> StudyPlan:
@@ -130,6 +151,7 @@ def search_plan(study: SearchStudy, profile: str, source: str) -> StudyPlan:
         resources=study.resources,
         columns=tuple(study.params),
         record=_search_record(study, profile, source),
+        factors=tuple(study.scientific),
     )
 
 
@@ -173,6 +195,8 @@ def tune_plan(ablation: AblationStudy, profile: str, source: str) -> StudyPlan:
         resources=ablation.resources,
         columns=("arm", "phase", *ablation.nuisance),
         record=ablation_record(ablation, profile, source),
+        factors=("arm",),
+        baseline=0,
     )
 
 
@@ -205,6 +229,8 @@ def rerun_plan(
         resources=ablation.resources,
         columns=("arm", "phase", *ablation.nuisance),
         record=ablation_record(ablation, profile, source),
+        factors=("arm",),
+        baseline=0,
     )
 
 
@@ -222,6 +248,10 @@ def ablation_record(ablation: AblationStudy, profile: str, source: str) -> dict[
         "source": source,
         "metric": ablation.metric,
         "mode": ablation.mode,
+        "margin": ablation.margin,
+        "alpha": ablation.alpha,
+        "power": ablation.power,
+        "sequential": to_dict(ablation.sequential) if ablation.sequential else None,
         "design": ablation.design_name,
         "seeds": ablation.seed_list,
         "tune_seed": ablation.tune_seed,

@@ -9,6 +9,7 @@ each arm's best on the shared seeds), each phase a :func:`run_study` call with i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from collections.abc import Callable, Iterator
@@ -18,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from tinyab.errors import UserError
-from tinyab.records import RecordsWriter, TrialRecord
+from tinyab.records import RecordsWriter, TrialRecord, write_yaml
 from tinyab.records.reader import read_study
 from tinyab.study.arms import BASELINE_ARM
 from tinyab.study.driver import Driver
 from tinyab.study.environment import environment
-from tinyab.study.plan import StudyPlan, rerun_plan, search_plan, tune_plan
+from tinyab.study.growth import SeedGrowth
+from tinyab.study.plan import Step, StudyPlan, rerun_plan, search_plan, tune_plan
 from tinyab.study.progress import Progress, plan_lines, summary_table
 from tinyab.study.ray_runtime import RayInfo, RayOptions, ray_session
 from tinyab.study.spec import AblationStudy, SearchStudy
@@ -43,6 +45,7 @@ class RunOptions:
     source: str
     resume: bool = False
     data: str | None = None
+    budget_seconds: float | None = None
     ray: RayOptions = field(default_factory=RayOptions)
     train_fn: Callable[..., Any] | None = None
     out: Printer = print
@@ -106,17 +109,40 @@ def pick_run_dir(results: Path, name: str, profile: str, run: str | None, resume
     return run_dir
 
 
-def _check_same_study(run_dir: Path, record: dict[str, Any]) -> None:
-    """Resuming with a different study (other --set values, an edited file) would mix two studies."""
+GROWABLE = ("seeds", "grown_seeds")  # study.yaml fields a resume may extend
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def resumed_plan(run_dir: Path, plan: StudyPlan) -> StudyPlan:
+    """The plan of the run to resume: the stored seeds (and the batches added since), grown by any
+    seeds the study asks for now; any other difference from the stored study is refused.
+
+    Added seeds get new trial ids after the existing ones (nothing is re-run); ``study.yaml`` records
+    them as a batch in ``grown_seeds`` so that a later resume rebuilds the same ids.
+    """
+    path = run_dir / "study.yaml"
     stored = read_study(run_dir)
-    for key in sorted(set(stored) | set(record)):
-        if key != "source" and json.dumps(stored.get(key), sort_keys=True) != json.dumps(
-            record.get(key), sort_keys=True, default=str
-        ):
+    for key in sorted(set(stored) | set(plan.record)):
+        if key != "source" and key not in GROWABLE and not _same(stored.get(key), plan.record.get(key)):
             raise UserError(
-                f"{run_dir / 'study.yaml'}: field '{key}' differs from the study given now; "
-                "resume with the same study file, profile and --set values"
+                f"{path}: field '{key}' differs from the study given now; resume with the same study "
+                "file, profile and --set values (only more seeds may be added)"
             )
+    batches = [list(stored["seeds"]), *stored.get("grown_seeds", [])]
+    have = [seed for batch in batches for seed in batch]
+    extra = [seed for seed in plan.seeds if seed not in have]
+    if extra and plan.record.get("sequential"):
+        raise UserError(f"{path}: a sequential run adds its own seeds; resume it without changing seeds")
+    if extra:
+        batches.append(extra)
+        write_yaml(path, {**stored, "grown_seeds": batches[1:]})
+    grown = dataclasses.replace(plan, steps=(Step(plan.configs, tuple(batches[0])),), record=stored)
+    for batch in batches[1:]:
+        grown = grown.grow(seeds=batch)
+    return grown
 
 
 def _check_fits(plan: StudyPlan, info: RayInfo) -> None:
@@ -142,6 +168,33 @@ def announce(info: RayInfo, out: Printer) -> None:
 # The run loop
 
 
+def seed_growth(plan: StudyPlan, options: RunOptions) -> SeedGrowth | None:
+    """The sequential-seeds policy of a plan whose study asks for one (never for a tuning phase)."""
+    settings = plan.record.get("sequential")
+    if not settings or plan.nuisance:
+        return None
+    alpha, margin = plan.record.get("alpha", 0.05), plan.record.get("margin")
+    return SeedGrowth(plan, settings["step"], settings["max_seeds"], alpha, margin, options.budget_seconds)
+
+
+def replay_growth(plan: StudyPlan, growth: SeedGrowth, records: list[TrialRecord]) -> StudyPlan:
+    """Grow ``plan`` as the batches already recorded decided (every trial of a batch recorded)."""
+    recorded = {r.trial_id for r in records}
+    while all(s.trial_id in recorded for s in plan.slots()):
+        grown = growth.grow(plan, growth.look(plan, records, plan.slots()))
+        if grown is None:
+            return plan
+        plan = grown
+    return plan
+
+
+def most_trials(plan: StudyPlan) -> int:
+    """An upper bound on the trials the plan can reach (it can grow up to ``max_seeds`` seeds)."""
+    settings = plan.record.get("sequential") or {}
+    seeds = max(settings.get("max_seeds", 0), len(plan.seeds))
+    return len(plan.arms) * plan.configs * seeds
+
+
 def run_study(
     plan: StudyPlan, run_dir: Path, session: RayInfo, options: RunOptions, resume: bool | None = None
 ) -> StudyOutcome:
@@ -155,10 +208,13 @@ def run_study(
     out, data = options.out, options.data
     resume = options.resume if resume is None else resume
     if resume:
-        _check_same_study(run_dir, plan.record)
-    slots = plan.slots()
+        plan = resumed_plan(run_dir, plan)
     records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
     finished = records.reopen() if resume else {}
+    growth = seed_growth(plan, options)
+    if growth is not None:  # replay the batches already run: the same decisions, the same new seeds
+        plan = replay_growth(plan, growth, list(finished.values()))
+    slots = plan.slots()
     todo = [s for s in slots if s.trial_id not in finished]
     for line in plan_lines(plan, options.profile, slots, todo, images_per_epoch(plan, data), run_dir):
         out(line)
@@ -173,12 +229,13 @@ def run_study(
     progress = Progress(len(slots), plan.metric, plan.mode)
     for record in finished.values():
         progress.seen(record)
-    driver = Driver(plan, todo, bridge, records, progress, out)
+    driver = Driver(plan, list(finished.values()), bridge, records, progress, out, growth)
     try:
         if todo:
-            fit(driver, run_dir, len(todo), options.train_fn or train, data)
+            fit(driver, run_dir, most_trials(plan) - len(finished), options.train_fn or train, data)
     finally:
         records.close()
+    plan, slots = driver.plan, driver.plan.slots()
     done = [*finished.values(), *driver.recorded]
     complete = len(done) == len(slots)
     for line in ["", *summary_table(done, plan, slots)]:

@@ -157,6 +157,14 @@ class ResourcesConfig:
     concurrency: int | None = field(None, check=_positive_int, expect="a positive integer or null (as fit)")
 
 
+@dataclass
+class SequentialConfig:
+    """Seeds added in batches until every comparison is decisive (docs/report.md, "Sequential seeds")."""
+
+    step: int = field(2, check=_positive_int, expect="a positive integer (seeds added per batch)")
+    max_seeds: int = field(20, check=lambda v: v >= 2, expect="an integer >= 2")
+
+
 @dataclass(kw_only=True)
 class StudyFile:
     """The fields every study has, searches and ablations alike."""
@@ -175,6 +183,12 @@ class StudyFile:
         check=lambda v: (v >= 1) if isinstance(v, int) else (len(v) >= 1 and len(set(v)) == len(v)),
         expect="a positive count or a list of distinct seeds",
     )
+    margin: float | None = field(
+        None, check=lambda v: 0 < v < math.inf, expect="a positive number in the metric's units (or null)"
+    )
+    alpha: float = field(0.05, check=lambda v: 0 < v < 0.5, expect="a number in (0, 0.5)")
+    power: float = field(0.8, check=lambda v: 0.5 <= v < 1, expect="a number in [0.5, 1)")
+    sequential: SequentialConfig | None = None
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -197,6 +211,11 @@ class StudyFile:
             raise ConfigError(
                 f"{where}.num_samples: must be 1 when nothing is tuned (no nuisance parameter), "
                 f"got {self.num_samples}"
+            )
+        if self.sequential is not None and self.sequential.max_seeds <= len(self.seed_list):
+            raise ConfigError(
+                f"{where}.sequential.max_seeds: must exceed the {len(self.seed_list)} starting seeds, "
+                f"got {self.sequential.max_seeds}"
             )
 
     @property
@@ -232,6 +251,11 @@ class SearchStudy(StudyFile):
 
     def validate(self, where: str) -> None:
         super().validate(where)
+        if self.sequential is not None and self.num_samples > 1:
+            raise ConfigError(
+                f"{where}.sequential: sequential seeds compare one configuration per arm seed by seed; "
+                f"got num_samples {self.num_samples}"
+            )
         if self.sampler.name == "grid":
             for key in self.nuisance_names():
                 if not self.params[key].discrete:

@@ -85,7 +85,9 @@ class PlanSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         task = self.driver.next_trial()
-        return {"task": task} if task is not None else Searcher.FINISHED
+        if task is not None:
+            return {"task": task}
+        return Searcher.FINISHED if self.driver.finished else None  # None: ask again when a trial ends
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass  # the Recorder callback records; it sees the error text
