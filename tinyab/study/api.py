@@ -14,7 +14,7 @@ from typing import Any
 
 from tinyab.errors import UserError
 from tinyab.study import catalog
-from tinyab.study.budget import ablation_budget, images_per_epoch
+from tinyab.study.budget import ablation_budget, images_per_epoch, seed_plan
 from tinyab.study.plan import search_plan, tune_plan
 from tinyab.study.progress import plan_lines
 from tinyab.study.ray_runtime import RayOptions
@@ -89,6 +89,8 @@ def search(request: RunRequest, out: Printer = print) -> bool:
         plan = search_plan(study, profile, source)
         slots = plan.slots()
         for line in plan_lines(plan, profile, slots, slots, images_per_epoch(plan, data), run_dir):
+            out(line)
+        for line in seed_plan(plan, study, request.results / study.name, None):
             out(line)
         return True
     return run_search(study, run_dir, _options(request, profile, source, data, out)).complete

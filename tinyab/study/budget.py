@@ -1,10 +1,12 @@
-"""What a run will cost and what it can detect, printed before anything runs.
+"""What a run will cost and what it can decide, printed before anything runs (``--dry-run``).
 
-The size comes from the plans (trials, epochs, images). The minimal detectable effect (MDE) is what
-makes an ablation's plan honest: with 3 seeds a paired t-test at 80% power only sees large
-contributions. The seed-to-seed spread comes from an earlier run of the same study when one exists
-(the SD of the paired arm − baseline differences of its re-runs, read with the records reader), else
-from ``DEFAULT_SEED_SD`` (measured here: the small ResNet on the mini data varies by ~1.5 points).
+The size comes from the plans (trials, epochs, images). The seed plan is what makes a plan honest:
+for each comparison of the family, the seeds per arm that detect the study's ``margin`` with its
+``power`` at the family's level (Bonferroni, α/m), for a fixed design and for sequential seeds, and
+whether the planned seeds suffice; without a margin, the smallest difference the planned seeds detect.
+The spread of paired differences comes from the newest earlier run of the same study in the results
+folder (read with the records reader), else from ``DEFAULT_SEED_SD`` (measured here: the small ResNet
+on the mini data varies by ~1.5 points per seed; a paired difference by √2 times that).
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from tinyab.errors import UserError
 from tinyab.records import objective_column
-from tinyab.study.arms import BASELINE_ARM
-from tinyab.study.plan import StudyPlan
-from tinyab.study.spec import AblationStudy
+from tinyab.stats import minimal_detectable_effect
+from tinyab.study.plan import StudyPlan, rerun_plan
+from tinyab.study.spec import AblationStudy, StudyFile
 
 DEFAULT_SEED_SD = 0.015  # accuracy as a fraction: 1.5 points
-ALPHA = 0.05
-POWER = 0.8
 
 
 def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]:
@@ -42,38 +45,54 @@ def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]
     return counts
 
 
-def earlier_spread(study_dir: Path, metric: str, exclude: Path | None = None) -> tuple[float, Path] | None:
-    """The pooled SD of paired (arm − baseline) differences of the newest earlier run under
-    ``results/<study>/`` whose re-runs give one."""
+@dataclass(frozen=True)
+class Observed:
+    """What earlier runs of the same study recorded: each (arm, seed)'s objective, seconds per trial."""
+
+    run: Path
+    values: dict[tuple[int, int], float]
+    seconds: dict[int, float]  # mean wall seconds of a trial, by arm
+
+
+def observe(plan: StudyPlan, trials: pd.DataFrame, run: Path) -> Observed:
+    """Match an earlier run's ``trials.csv`` rows to the plan's arms by their factor levels (as text)."""
+    column = objective_column(plan.metric)
+    keys = [tuple(str(arm.label[f]) for f in plan.factors) for arm in plan.arms]
+    sign = 1.0 if plan.mode == "max" else -1.0
+    values: dict[tuple[int, int], float] = {}
+    walls: dict[int, list[float]] = {}
+    for row in trials.to_dict("records"):
+        key = tuple(str(row.get(f)) for f in plan.factors)
+        if key not in keys or row.get("status") != "completed":
+            continue
+        arm = keys.index(key)
+        values[(arm, int(row["seed"]))] = sign * float(row[column])
+        if pd.notna(row.get("wall_seconds")):
+            walls.setdefault(arm, []).append(float(row["wall_seconds"]))
+    return Observed(run, values, {arm: sum(w) / len(w) for arm, w in walls.items()})
+
+
+def earlier_runs(plan: StudyPlan, study_dir: Path, exclude: Path | None = None) -> list[Observed]:
+    """Earlier runs of the study under ``results/<study>/`` (newest first) that hold the plan's arms;
+    an ablation's comparison runs are its ``rerun`` folders."""
     from tinyab.records.reader import read_records_csv
-    from tinyab.stats import pooled_paired_sd
 
     if not study_dir.is_dir():
-        return None
-    found = sorted(study_dir.glob("*/rerun/trials.csv"), key=lambda p: p.stat().st_mtime, reverse=True)
-    column = objective_column(metric)
-    for path in found:
-        run = path.parent.parent
+        return []
+    pattern = "*/rerun/trials.csv" if plan.baseline is not None else "*/trials.csv"
+    found = []
+    for path in sorted(study_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True):
+        run = path.parent.parent if plan.baseline is not None else path.parent
         if exclude is not None and run.resolve() == exclude.resolve():
             continue
         try:
             trials = read_records_csv(path, [])
         except UserError:
             continue
-        if trials is None or not {"arm", "seed", "status", column} <= set(trials.columns):
-            continue
-        done = trials[trials["status"] == "completed"]
-        by_seed = done.pivot_table(index="seed", columns="arm", values=column, aggfunc="mean")
-        if BASELINE_ARM not in by_seed.columns:
-            continue
-        diffs = [
-            (by_seed[a] - by_seed[BASELINE_ARM]).dropna().to_numpy()
-            for a in by_seed.columns.drop(BASELINE_ARM)
-        ]
-        sd = pooled_paired_sd(diffs)
-        if sd is not None and sd > 0:
-            return sd, run
-    return None
+        needed = {"seed", "status", objective_column(plan.metric), *plan.factors}
+        if trials is not None and needed <= set(trials.columns):
+            found.append(observe(plan, trials, run))
+    return found
 
 
 @dataclass(frozen=True)
@@ -86,9 +105,7 @@ class AblationBudget:
     tune_runs: int
     rerun_runs: int
     images: int | None  # train + validation images over all epochs of all runs (None: no data given)
-    sd_diff: float  # SD of a paired (arm − baseline) difference, as a fraction
-    sd_source: str
-    mde: float
+    seeds: list[str]  # the seed plan: what each comparison needs (:func:`seed_plan`)
 
     @property
     def total_runs(self) -> int:
@@ -103,7 +120,6 @@ class AblationBudget:
             if a.nuisance
             else "none (no nuisance section)"
         )
-        mde = "n/a (needs 2 seeds)" if math.isnan(self.mde) else f"{100 * self.mde:.2f} points"
         images = f"{self.images:,}" if self.images is not None else "unknown (no data given)"
         return [
             f"ablation {a.name} ({self.source}), profile {self.profile}: {a.question}",
@@ -112,9 +128,7 @@ class AblationBudget:
             f"  re-runs: every arm's best configuration on seeds {seeds} (shared by all arms)",
             f"  runs: {self.tune_runs} tuning + {self.rerun_runs} re-runs = {self.total_runs}; "
             f"images to process: {images} (train + validation, all epochs)",
-            f"  minimal detectable effect: {mde} (paired t-test, {len(a.seed_list)} seeds, "
-            f"power {POWER:.0%}, alpha {ALPHA}; SD of a paired difference "
-            f"{100 * self.sd_diff:.2f} points, {self.sd_source})",
+            *self.seeds,
         ]
 
 
@@ -128,8 +142,6 @@ def ablation_budget(
     exclude: Path | None = None,
 ) -> AblationBudget:
     """The budget of ``ablation``; ``study_dir`` (``results/<study>``) is searched for earlier runs."""
-    from tinyab.stats import minimal_detectable_effect
-
     seeds = len(ablation.seed_list)
     tune_runs = len(tune.slots()) if ablation.nuisance else 0
     rerun_runs = len(tune.arms) * seeds
@@ -139,13 +151,71 @@ def ablation_budget(
         runs_per_arm = (tune_runs // len(tune.arms)) + seeds
         epochs = [arm.recipe({}, 0).epochs for arm in tune.arms]
         images = runs_per_arm * sum(e * per_epoch[i] for i, e in enumerate(epochs))
-    earlier = earlier_spread(study_dir, ablation.metric, exclude) if study_dir is not None else None
-    if earlier is not None:
-        sd_diff, sd_source = earlier[0], f"from the re-runs in {earlier[1]}"
-    else:
-        sd_diff = DEFAULT_SEED_SD * math.sqrt(2)
-        sd_source = (
-            f"default: seed SD {100 * DEFAULT_SEED_SD:.1f} points x sqrt(2), no earlier run of this study"
+    rerun = rerun_plan(ablation, profile, source, {arm.name: {} for arm in ablation.arms()})
+    lines = seed_plan(rerun, ablation, study_dir, exclude)
+    return AblationBudget(ablation, profile, source, tune_runs, rerun_runs, images, lines)
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:.2f} points"
+
+
+def seed_plan(plan: StudyPlan, study: StudyFile, study_dir: Path | None, exclude: Path | None) -> list[str]:
+    """For each comparison: the spread of its paired differences (earlier runs, else the default), the
+    seeds per arm that detect ``margin`` with the study's power at the family's level (fixed design,
+    and the most a sequential run would use), and whether the planned seeds suffice. Without a margin,
+    the smallest difference the planned seeds detect (MDE)."""
+    from tinyab.sequential import seeds_for_power, sequential_max_seeds
+    from tinyab.study.growth import differences, family
+
+    members = family(plan)
+    if not members:
+        return ["  seeds: one arm, nothing to compare"]
+    earlier = earlier_runs(plan, study_dir, exclude) if study_dir is not None else []
+    m, planned, alpha, power = len(members), len(plan.seeds), study.alpha, study.power
+    lines = [f"  seeds (family: {m} comparisons, α/m = {alpha / m:.4g}, power {power:.0%}):"]
+    needs: list[int] = []
+    for member in members:
+        sd, source = None, ""
+        for run in earlier:
+            diffs = [d for d in differences(plan, member, run.values) if len(d)]
+            pooled = np.concatenate(diffs) if diffs else np.array([])
+            if len(pooled) >= 3 and np.std(pooled, ddof=1) > 0:
+                sd, source = float(np.std(pooled, ddof=1)), f"from {run.run}"
+                break
+        if sd is None:
+            sd = DEFAULT_SEED_SD * math.sqrt(2)
+            source = f"default: seed SD {_points(DEFAULT_SEED_SD)} x sqrt(2), no earlier run"
+        per_seed = len(member.a)
+        head = f"    {member.name}: SD of a paired difference {_points(sd)} ({source})"
+        if study.margin is None:
+            mde = minimal_detectable_effect(
+                planned * per_seed, planned * per_seed, sd, alpha / m, True, power
+            )
+            lines.append(f"{head}; {planned} seeds detect |Δ| ≥ {_points(mde)} (set a margin to plan seeds)")
+            continue
+        fixed = seeds_for_power(study.margin, sd, alpha, m, power, per_seed)
+        needs.append(fixed)
+        step = study.sequential.step if study.sequential else 2
+        most = sequential_max_seeds(study.margin, sd, alpha, m, power, planned, step, per_seed, study.margin)
+        verdict = "enough" if planned >= fixed else "not enough"
+        lines.append(
+            f"{head}; ±{_points(study.margin)} needs {fixed} seeds per arm (fixed design), at most {most} "
+            f"sequentially; planned {planned}: {verdict}"
         )
-    mde = minimal_detectable_effect(seeds, seeds, sd_diff, ALPHA, paired=True, power=POWER)
-    return AblationBudget(ablation, profile, source, tune_runs, rerun_runs, images, sd_diff, sd_source, mde)
+    if needs:
+        lines.append(_cost_line(plan, max(needs), earlier))
+    return lines
+
+
+def _cost_line(plan: StudyPlan, seeds: int, earlier: list[Observed]) -> str:
+    """The compute of the seeds every comparison needs, from recorded seconds per trial of each arm."""
+    trials = seeds * len(plan.arms) * plan.configs
+    seconds = [run.seconds for run in earlier if len(run.seconds) == len(plan.arms)]
+    if not seconds:
+        return f"    fixed design: {seeds} seeds per arm = {trials} trials; compute unknown (no earlier run)"
+    total = sum(seeds * plan.configs * s for s in seconds[0].values())
+    return (
+        f"    fixed design: {seeds} seeds per arm = {trials} trials, about {total / 60:.1f} trial-minutes "
+        "(recorded seconds per trial of each arm)"
+    )
