@@ -19,7 +19,7 @@ from tinyab.config import Recipe, load_recipe
 from tinyab.records import TrialRecord
 from tinyab.study import catalog
 from tinyab.study.arms import Arm
-from tinyab.study.budget import DEFAULT_SEED_SD, ablation_budget, earlier_spread
+from tinyab.study.budget import DEFAULT_SEED_SD, ablation_budget
 from tinyab.study.plan import rerun_plan, tune_plan
 from tinyab.study.run import best_configs
 from tinyab.study.spec import AblationStudy
@@ -49,6 +49,10 @@ SMALL: dict[str, Any] = {
 
 def load_ablation(name: str, profile: str) -> AblationStudy:
     return catalog.load("ablation", catalog.locate("ablation", name), profile)
+
+
+def build_ablation(path: Path) -> AblationStudy:
+    return load_ablation(str(path), "smoke")
 
 
 def recipe(ablation: AblationStudy, arm: Arm, seed: int, nuisance: dict | None = None) -> Recipe:
@@ -260,6 +264,11 @@ def budget(ablation: AblationStudy, study_dir: Path | None):
     return ablation_budget(ablation, tune_plan(ablation, "smoke", "x"), "smoke", "x", None, study_dir)
 
 
+def _number(line: str, before: str) -> float:
+    """The number (in points) that ends right before ``before`` in ``line``."""
+    return float(line.split(before)[0].split()[-1])
+
+
 def test_plan_prints_size_and_the_mde_of_a_paired_t_test(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -272,53 +281,47 @@ def test_plan_prints_size_and_the_mde_of_a_paired_t_test(
     assert "tuning: 2 Optuna trials per arm on seed 1000 (nuisance: lr)" in out
     assert "seeds 0, 1, 2 (shared by all arms)" in out
     assert "runs: 10 tuning + 15 re-runs = 25" in out
-    plan = budget(load_ablation(str(path), "smoke"), None)
-    # independent check: at the MDE a paired t-test with 3 seeds has 80% power (noncentral t)
-    n, d = 3, plan.mde / plan.sd_diff
-    crit = stats.t.ppf(0.975, n - 1)
-    power = stats.nct.sf(crit, n - 1, d * math.sqrt(n)) + stats.nct.cdf(-crit, n - 1, d * math.sqrt(n))
-    assert power == pytest.approx(0.8, abs=1e-3)
-    assert plan.sd_diff == pytest.approx(DEFAULT_SEED_SD * math.sqrt(2))
-    assert f"{100 * plan.mde:.2f} points" in out
+    assert "seeds (family: 4 comparisons, α/m = 0.0125, power 80%):" in out
+    lines = [line for line in out.splitlines() if " vs baseline: " in line]
+    assert len(lines) == 4 and all("default: seed SD 1.50 points x sqrt(2)" in line for line in lines)
+    # independent check by simulation: at the printed MDE a paired t-test with 3 seeds at α/m has 80% power
+    n, sd = 3, DEFAULT_SEED_SD * math.sqrt(2)
+    mde = _number(lines[0], " points (set a margin") / 100
+    d = np.random.default_rng(1).normal(mde, sd, (400_000, n))
+    t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n))
+    power = float((np.abs(t) > stats.t.ppf(1 - 0.0125 / 2, n - 1)).mean())
+    assert power == pytest.approx(0.8, abs=0.005)
 
 
-def test_plan_uses_the_spread_of_an_earlier_run(tmp_path: Path) -> None:
+def test_plan_uses_the_spread_of_an_earlier_run_and_plans_seeds_for_the_margin(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     rows = []
-    for arm, shift in (("baseline", 0.0), ("a", -0.02), ("b", 0.01)):
+    arms = {"baseline": 0.0, "weight_decay=none": -0.02, "flip=off": 0.01, "init=xavier": 0.0}
+    for arm, shift in arms.items():
         for seed in (0, 1, 2, 3):
-            rows.append(
-                {
-                    "trial_id": f"{arm}{seed}",
-                    "arm": arm,
-                    "phase": "rerun",
-                    "status": "completed",
-                    "seed": seed,
-                    "best_val_top1": 0.4 + shift + rng.normal(0, 0.01),
-                }
-            )
-    rows.append(
-        {
-            "trial_id": "x",
-            "arm": "a",
-            "phase": "rerun",
-            "status": "failed",
-            "seed": 4,
-            "best_val_top1": 0.0,
-        }
-    )
+            value = 0.4 + shift + rng.normal(0, 0.01)
+            rows.append({"trial_id": f"{arm}{seed}", "arm": arm, "phase": "rerun", "status": "completed",
+                         "seed": seed, "best_val_top1": value, "wall_seconds": 30.0})  # fmt: skip
+    rows.append({"trial_id": "x", "arm": "flip=off", "phase": "rerun", "status": "failed", "seed": 4,
+                 "best_val_top1": 0.0, "wall_seconds": 3.0})  # fmt: skip
     frame = pd.DataFrame(rows)
     run = tmp_path / "tiny" / "smoke-20250101-000000" / "rerun"
     run.mkdir(parents=True)
     frame.to_csv(run / "trials.csv", index=False)
     ok = frame[frame.status == "completed"].pivot(index="seed", columns="arm", values="best_val_top1")
-    diffs = [ok[arm] - ok["baseline"] for arm in ("a", "b")]
-    expected = math.sqrt((np.var(diffs[0], ddof=1) + np.var(diffs[1], ddof=1)) / 2)
-    assert earlier_spread(tmp_path / "tiny", "val_top1") == (pytest.approx(expected), run.parent)
-    assert earlier_spread(tmp_path / "tiny", "val_top1", exclude=run.parent) is None
-    path = write(tmp_path, SMALL)
-    plan = budget(load_ablation(str(path), "smoke"), tmp_path / "tiny")
-    assert plan.sd_diff == pytest.approx(expected) and str(run.parent) in plan.sd_source
+    ablation = build_ablation(write(tmp_path, edited(**{"profiles/smoke/margin": 0.02})))
+    lines = budget(ablation, tmp_path / "tiny").seeds
+    flip = next(line for line in lines if line.startswith("    flip=off vs baseline"))
+    sd = float(np.std(ok["flip=off"] - ok["baseline"], ddof=1))
+    assert f"SD of a paired difference {100 * sd:.2f} points (from {run.parent})" in flip
+    # the fixed-design seeds: the smallest n with 80% power against 0.02 at α/4 (noncentral t, here)
+    n = int(flip.split(" needs ")[1].split()[0])
+    crit = lambda k: stats.t.ppf(1 - 0.0125 / 2, k - 1)  # noqa: E731
+    power = lambda k: stats.nct.sf(crit(k), k - 1, 0.02 / sd * math.sqrt(k))  # noqa: E731
+    assert power(n) >= 0.8 > power(n - 1)
+    orthogonal = next(line for line in lines if "init=orthogonal" in line)
+    assert "default: seed SD" in orthogonal  # not in the earlier run: the default, said so
+    assert "compute unknown" in lines[-1]  # the earlier run lacks an arm: no full cost estimate
 
 
 def test_resume_without_an_earlier_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, epoch_metrics, expected_pruning
 from tinyab.records import RecordsWriter
@@ -226,3 +227,32 @@ def test_a_sequential_run_killed_mid_batch_resumes_the_same_sequence(tmp_path: P
     assert sorted((t["init.scheme"], t["seed"]) for t in trials) == sorted(
         (s, str(seed)) for s in BASE for seed in range(5)
     )
+
+
+def test_resume_with_more_seeds_adds_them_with_new_ids_and_refuses_other_changes(tmp_path: Path) -> None:
+    from tinyab.errors import UserError
+    from tinyab.study.run import resumed_plan
+
+    fixed = {**SEQUENTIAL, "sequential": None}
+    run_dir = tmp_path / "run"
+
+    def plan_for(seeds: int, **changes: object) -> StudyPlan:
+        study = build_study(SearchStudy, {**fixed, "seeds": seeds, **changes}, Path("s.yaml"), None)
+        return search_plan(study, "default", "s.yaml")
+
+    plan = plan_for(3)
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    records.create(plan.record, {})
+    bridge = OptunaBridge(plan, run_dir / "optuna.db")
+    play_values(Driver(plan, [], bridge, records, Progress(6, "val_top1", "max"), print), gap=0.0)
+    grown = resumed_plan(run_dir, plan_for(5))
+    slots = grown.slots()
+    assert [s.trial_id for s in slots[:6]] == [s.trial_id for s in plan.slots()]  # nothing renumbered
+    assert sorted((s.seed, s.trial_id) for s in slots[6:]) == [
+        (3, "t0006"), (3, "t0007"), (4, "t0008"), (4, "t0009"),
+    ]  # fmt: skip
+    stored = yaml.safe_load((run_dir / "study.yaml").read_text())
+    assert stored["seeds"] == [0, 1, 2] and stored["grown_seeds"] == [[3, 4]]
+    assert resumed_plan(run_dir, plan_for(3)).slots() == slots  # resuming as first asked: the same run
+    with pytest.raises(UserError, match="field 'margin' differs"):
+        resumed_plan(run_dir, plan_for(5, margin=0.05))

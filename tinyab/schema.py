@@ -64,6 +64,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None  # null for an optional section means "none", not a section of defaults
         for arg in get_args(tp):
             try:
                 return _convert(value, arg, where)

@@ -10,11 +10,12 @@ tested together, each at α/m (Bonferroni), so the chance of any false claim in 
   gsDesign's sfLDOF and rpact's asOF for a symmetric two-sided test, which published boundary tables
   use). The z boundaries are exact for the correlated looks (recursive numerical integration, Jennison &
   Turnbull 2000 ch. 19); each becomes a nominal level p_k, and the look's repeated confidence interval
-  (RCI) is the t interval at 1 − p_k, since 3–20 seeds are too few for z.
+  (RCI) is the t interval at 1 − p_k, since 3–20 seeds are too few for z (the t conversion lets the error
+  over all looks exceed a by 3–10%, which Bonferroni's slack absorbs in a family; see the docs).
 - Verdicts come from the interval alone (:func:`verdict`), so "the interval excludes 0" and "one arm is
   better" never disagree; "equivalent" is the interval inside ±margin (TOST at the same level).
 
-Method, references and the simulated error rates: docs/sequential.md.
+Method, references and the simulated error rates: docs/report.md.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special
 from scipy import stats as sps
 
-from tinyab.stats import t_interval
+from tinyab.stats import t_interval, t_power
 
 Verdict = Literal["a", "b", "equivalent", "inconclusive"]
 """The claim about A vs B: "a" (A better), "b" (B better), "equivalent" (within ±margin) or
@@ -60,11 +61,11 @@ def fixed_interval(d: ArrayLike, alpha: float, family: int) -> tuple[float, floa
     return t_interval(np.asarray(d, dtype=float), 1 - alpha / family)
 
 
-def _t_power(effect_size: float, n: int, level: float) -> float:
-    """Power of the two-sided one-sample t test: P(|T| > t_crit) with T noncentral t. Both tails are
-    upper tails (sf at ±ncp), as scipy's far lower tail returns NaN where sf returns 0."""
-    crit, ncp = sps.t.isf(level / 2, n - 1), abs(effect_size) * np.sqrt(n)
-    return float(sps.nct.sf(crit, n - 1, ncp) + sps.nct.sf(crit, n - 1, -ncp))
+def _sizes(effect: float, sd: float, margin: float | None) -> tuple[float, float | None]:
+    """Effect and margin in SDs of one difference (the simulation's unit)."""
+    if effect == 0 or not sd > 0:
+        raise ValueError(f"need a nonzero effect and a positive SD, got effect={effect}, sd={sd}")
+    return effect / sd, None if margin is None else margin / sd
 
 
 def seeds_for_power(
@@ -75,11 +76,10 @@ def seeds_for_power(
 
     Power grows with n, so a bisection over [2, cap] finds it; ValueError if ``cap`` seeds do not suffice.
     """
-    if effect == 0 or not sd > 0:
-        raise ValueError(f"need a nonzero effect and a positive SD, got effect={effect}, sd={sd}")
+    effect_size, _ = _sizes(effect, sd, None)
 
     def enough(seeds: int) -> bool:
-        return _t_power(abs(effect) / sd, per_seed * seeds, alpha / family) >= power
+        return t_power(effect_size, per_seed * seeds, alpha / family) >= power
 
     if not enough(cap):
         raise ValueError(f"more than {cap} seeds needed for power {power} against {effect} (SD {sd})")
@@ -273,13 +273,6 @@ def _power(
         right |= running & (codes == correct)
         running &= codes == 3
     return float(right.mean())
-
-
-def _sizes(effect: float, sd: float, margin: float | None) -> tuple[float, float | None]:
-    """Effect and margin in SDs of one difference (the simulation's unit)."""
-    if effect == 0 or not sd > 0:
-        raise ValueError(f"need a nonzero effect and a positive SD, got effect={effect}, sd={sd}")
-    return effect / sd, None if margin is None else margin / sd
 
 
 def sequential_power(

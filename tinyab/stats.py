@@ -194,23 +194,29 @@ def pair_by_keys(
     return values_a, values_b, False
 
 
+def t_power(effect_size: float, n: float, level: float, df: float | None = None) -> float:
+    """Power of a two-sided t test at ``level`` against a standardised effect: P(|T| > t_crit) with T
+    noncentral t, ncp = effect·√n (n: pairs, or n_a·n_b/(n_a + n_b) for two samples; df default n − 1).
+    Both tails are upper tails (sf at ±ncp): scipy's far lower tail, and statsmodels' power, return NaN
+    where sf returns 0."""
+    df = n - 1 if df is None else df
+    crit, ncp = stats.t.isf(level / 2, df), abs(effect_size) * np.sqrt(n)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
+
+
 @functools.lru_cache(maxsize=1024)
 def _standardised_mde(n_a: int, n_b: int, alpha: float, paired: bool, power: float) -> float:
-    """The MDE in SD units; it depends only on the sample sizes, so it is solved once per design."""
-    from statsmodels.stats.power import TTestIndPower, TTestPower
+    """The MDE in SD units; it depends only on the sample sizes, so it is solved once per design
+    (root-found on :func:`t_power`; statsmodels' ``solve_power`` stops short at small n and strict α)."""
+    from scipy.optimize import brentq
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if paired:
-                es = TTestPower().solve_power(nobs=n_a, alpha=alpha, power=power, alternative="two-sided")
-            else:
-                es = TTestIndPower().solve_power(
-                    nobs1=n_a, ratio=n_b / n_a, alpha=alpha, power=power, alternative="two-sided"
-                )
-    except (ValueError, RuntimeError):
+    n, df = (n_a, n_a - 1) if paired else (n_a * n_b / (n_a + n_b), n_a + n_b - 2)
+    if df < 1:
         return float("nan")
-    return float(np.squeeze(es))
+    try:
+        return float(brentq(lambda es: t_power(es, n, alpha, df) - power, 1e-9, 1e3, xtol=1e-12))
+    except ValueError:
+        return float("nan")
 
 
 def minimal_detectable_effect(
