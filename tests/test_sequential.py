@@ -1,7 +1,7 @@
 """tinyab.sequential against independent references (published boundaries, scipy's multivariate normal,
 the noncentral t by quadrature) and its error rates by simulation of the shipped main study's shape: 6 arms
 (factor A: 2 levels × factor B: 3 levels) on shared seeds, a family of 4 pooled comparisons, looks at 3, 5,
-…, 19, 20 seeds. The rates these tests measure are tabulated in docs/sequential.md."""
+…, 19, 20 seeds. The rates these tests measure are tabulated in docs/report.md."""
 
 from __future__ import annotations
 
