@@ -142,6 +142,12 @@ def test_one_at_a_time_expands_to_arms_times_common_seeds(tmp_path: Path) -> Non
         assert sorted(s.seed for s in slots if s.arm == index) == [0, 1, 2]
         assert arm.label == {"arm": arm.label["arm"], "phase": "rerun", **best[arm.label["arm"]]}
         assert arm.recipe({}, 1).optim.lr == pytest.approx(best[arm.label["arm"]]["lr"])
+    # the family a report and sequential seeds judge: every arm against the baseline, paired by seed
+    from tinyab.study.growth import family
+
+    members = family(rerun)
+    assert [m.name for m in members] == [f"{a.name} vs baseline" for a in arms[1:]]
+    assert all(m.b == (0,) and m.others == () for m in members)
     # tuning: the same budget in every arm, on a seed that is not a compared seed
     tune = tune_plan(ablation, "smoke", "x")
     per_arm = {i: [s.seed for s in tune.slots() if s.arm == i] for i in range(len(arms))}

@@ -238,3 +238,33 @@ def test_t_half_width_matches_the_t_interval_at_any_confidence() -> None:
             low, high = stats.t_interval(x, confidence)
             assert h == pytest.approx((high - low) / 2, rel=1e-12)
         assert np.isnan(half[2])
+
+
+def test_a_sequential_run_is_judged_on_the_repeated_interval_of_its_decisive_look(tmp_path: Path) -> None:
+    """Records of a sequential run: 3 seeds, then +2 while open (max 9). A 3-point gap with 0.2-point
+    noise is undecided at 3 seeds (O'Brien–Fleming spends almost nothing there) and decided at 5; the
+    report must use that look's repeated interval, not a fixed-design one over the seeds present."""
+    from tinyab.analysis.model import Options
+    from tinyab.analysis.report import build_report
+    from tinyab.sequential import Sequential
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(5):
+        for arm, mu in (("a", 0.43), ("b", 0.40)):
+            rows.append({"trial_id": f"{arm}{s}", "status": "completed", "seed": s, KEY: arm,
+                         "best_val_top1": mu + rng.normal(0, 0.002)})  # fmt: skip
+    spec = {**SPEC, "seeds": [0, 1, 2], "margin": 0.02, "sequential": {"step": 2, "max_seeds": 9}}
+    study = StudyRecords("seq", [tmp_path], spec, pd.DataFrame(rows), None, None, [], None)
+    report = build_report(study, Options(figures=False), tmp_path / "out")
+    table = next(t.frame for t in report.tables if t.key == "comparisons").iloc[0]
+    frame = pd.DataFrame(rows).pivot(index="seed", columns=KEY, values="best_val_top1")
+    d = (frame["a"] - frame["b"]).to_numpy()
+    design = Sequential(0.05, 1, 3, 2, 9)
+    level = design.levels[1]  # the look at 5 seeds
+    half = sps.t.ppf(1 - level / 2, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert table["seeds"] == 5 and table["verdict"] == "a better than b"
+    assert (table["ci_low"], table["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    low3, high3 = sps.t.interval(1 - design.levels[0], 2, loc=d[:3].mean(), scale=sps.sem(d[:3]))
+    assert low3 < 0 < high3  # the first look could not decide: the replay went on
+    assert any(line.startswith("Sequential seeds used 10 trials") for line in report.header)

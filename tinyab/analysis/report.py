@@ -253,7 +253,9 @@ def report(path: Path, options: Options, out: Path | None = None) -> tuple[list[
     out = out or default_out(path, studies)
     reports = []
     for study in studies:
-        out_dir = out if len(studies) == 1 else out / _safe(study.name)
+        names = [st.name for st in studies]
+        label = study.name if names.count(study.name) == 1 else f"{study.name}-{study.runs[0].name}"
+        out_dir = out if len(studies) == 1 else out / _safe(label)
         rep = build_report(study, options, out_dir)
         write_outputs(rep)
         reports.append(rep)

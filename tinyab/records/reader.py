@@ -159,12 +159,15 @@ def _load_run(path: Path, skipped: list[str]) -> _Run | None:
     return _Run(path, spec, trials, epochs, per_class, warn)
 
 
-def _group_key(run: _Run) -> tuple[str, str, tuple[str, ...]]:
+def _group_key(run: _Run) -> tuple[str, ...]:
+    """Runs pool when they are the same study with the same design; a sequential run's looks are its
+    own, so it never pools with a fixed-design run (or one with other batches)."""
     spec = run.spec
     return (
         str(spec.get("name", run.path.name)),
         str(spec.get("kind", "search")),
-        tuple(sorted(spec.get("params") or {})),
+        *sorted(spec.get("params") or {}),
+        json.dumps(spec.get("sequential"), sort_keys=True),
     )
 
 

@@ -111,6 +111,7 @@ def plan_lines(
         f"study {plan.name} (profile {profile}): {plan.question}",
         f"  arms: {len(plan.arms)} ({', '.join(columns) or 'no scientific factor'}); nuisance: {nuisance}; "
         f"{plan.configs} configuration(s) per arm x {len(plan.seeds)} seed(s) {plan.seeds}",
+        *_sequential_line(plan),
         f"  trials: {len(slots)} ({len(slots) - len(todo)} already recorded, {len(todo)} to run); "
         f"epochs per trial: {', '.join(str(e) for e in sorted(set(epochs.values())))}",
         f"  images to process: {total_images:,} (train + validation, all epochs, before pruning)"
@@ -121,4 +122,16 @@ def plan_lines(
         f"  per trial: {res.cpus:g} CPU, {res.gpus:g} GPU; "
         f"concurrency: {res.concurrency or 'as resources allow'}",
         f"  results: {run_dir}",
+    ]
+
+
+def _sequential_line(plan: StudyPlan) -> list[str]:
+    settings = plan.record.get("sequential")
+    if not settings or plan.nuisance:
+        return []
+    margin = plan.record.get("margin")
+    return [
+        f"  sequential seeds: +{settings['step']} per batch to the arms of open comparisons, up to "
+        f"{settings['max_seeds']} seeds (α {plan.record.get('alpha', 0.05)}, margin "
+        f"{margin if margin is not None else 'none: only better-than verdicts stop'})"
     ]
