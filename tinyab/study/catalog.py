@@ -1,9 +1,10 @@
 """Where studies live, and loading one by name or path.
 
 Search studies are ``search_spaces/*.yaml``, ablations ``ablations/*.yaml``. One precedence rule for
-both: the working directory's folder first (a user's own studies), then the one shipped beside the
-tinyab package. Loading validates the file (every profile), applies a profile and ``--set`` values,
-and checks the sampler's and pruner's options against the classes that will be built from them.
+both: the working directory's folder first (a user's own studies), then the one shipped inside the
+tinyab package (``tinyab/studies/``, package data). Loading validates the file (every profile),
+applies a profile and ``--set`` values, and checks the sampler's and pruner's options against the
+classes that will be built from them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import tinyab.studies
 from tinyab.config import read_yaml
 from tinyab.errors import ConfigError
 from tinyab.schema import suggest
@@ -20,7 +22,7 @@ from tinyab.study.spec import AblationStudy, SearchStudy, Study, StudyFile, buil
 Kind = Literal["search", "ablation"]
 FOLDERS: dict[Kind, str] = {"search": "search_spaces", "ablation": "ablations"}
 CLASSES: dict[Kind, type[StudyFile]] = {"search": SearchStudy, "ablation": AblationStudy}
-SHIPPED = Path(__file__).resolve().parents[2]
+SHIPPED = Path(tinyab.studies.__file__).resolve().parent
 
 
 @dataclass(frozen=True)
