@@ -118,7 +118,8 @@ def test_the_driver_prunes_within_each_arm_exactly_as_the_median_rule(tmp_path: 
     states = dict(optuna_states(tmp_path / "run" / "optuna.db"))
     want = {"completed": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
     assert {t["trial_id"]: want[t["status"]] for t in trials} == states
-    assert lines[-1].startswith(f"[{len(trials)}/{len(trials)}]")
+    assert f"| {len(trials)}/{len(trials)} (4 pruned, 2 failed)" in lines[-1]
+    assert all(line.startswith("[") and len(line) <= 120 for line in lines)  # elapsed time first, 120 cols
 
 
 def test_a_session_killed_mid_trial_resumes_with_every_trial_recorded_once(tmp_path: Path) -> None:
@@ -204,7 +205,7 @@ def test_a_large_effect_stops_the_seeds_early_and_a_null_one_runs_to_max_seeds(t
     play_values(driver, gap=0.2)
     trials = read_csv(tmp_path / "big" / "trials.csv")
     assert len(trials) == 2 * 5  # inconclusive at 3 seeds (O'Brien–Fleming), decided at 5
-    assert [line for line in lines if line.startswith("look")] == [
+    assert [line.split("] ", 1)[1] for line in lines if "] look" in line] == [
         "look at 3 seeds: 0 of 1 comparisons decided; open: init.scheme: variance_scaling vs xavier",
         "look at 5 seeds: 1 of 1 comparisons decided; open: none",
     ]
@@ -213,7 +214,7 @@ def test_a_large_effect_stops_the_seeds_early_and_a_null_one_runs_to_max_seeds(t
     play_values(driver, gap=0.0)
     seeds = sorted({int(t["seed"]) for t in read_csv(tmp_path / "null" / "trials.csv")})
     assert seeds[:3] == [0, 1, 2] and len(seeds) < 11  # the null ends equivalent within ±0.02 early
-    assert lines[-1].startswith(f"look at {len(seeds)} seeds: 1 of 1 comparisons decided")
+    assert f"] look at {len(seeds)} seeds: 1 of 1 comparisons decided" in lines[-1]
 
 
 def test_a_sequential_run_killed_mid_batch_resumes_the_same_sequence(tmp_path: Path) -> None:
@@ -256,3 +257,41 @@ def test_resume_with_more_seeds_adds_them_with_new_ids_and_refuses_other_changes
     assert resumed_plan(run_dir, plan_for(3)).slots() == slots  # resuming as first asked: the same run
     with pytest.raises(UserError, match="field 'margin' differs"):
         resumed_plan(run_dir, plan_for(5, margin=0.05))
+
+
+def test_every_trial_streams_to_tensorboard_and_mlflow_as_its_epochs_arrive(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tinyab.study.monitors import MlflowMonitor, TensorBoardMonitor
+
+    plan = curves_plan()
+    run_dir = tmp_path / "run"
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    records.create(plan.record, {})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a real local MLflow store (the file store is retired)
+    monitors = [TensorBoardMonitor(run_dir), MlflowMonitor(uri, "curves", "run", plan.record)]
+    progress = Progress(len(plan.slots()), "val_top1", "max")
+    driver = Driver(
+        plan, [], OptunaBridge(plan, run_dir / "optuna.db"), records, progress, print, None, monitors
+    )
+    play(driver)
+    for monitor in monitors:
+        monitor.close()
+    trials = {t["trial_id"]: t for t in read_csv(run_dir / "trials.csv")}
+    events = EventAccumulator(str(run_dir / "tensorboard" / "t0000"))
+    events.Reload()
+    curve = [(e.step, e.value) for e in events.Scalars("top1/validation")]
+    assert curve == [
+        (e, pytest.approx(epoch_metrics("variance_scaling", 0, e)["val_top1"])) for e in range(1, 7)
+    ]
+    assert {"loss/train", "schedule/learning_rate", "schedule/resolution_px"} <= set(events.Tags()["scalars"])
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "curves"]
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"run", *trials}  # the study's run and one nested run per trial
+    pruned = next(i for i, t in trials.items() if t["status"] == "pruned")
+    history = client.get_metric_history(runs[pruned].info.run_id, "val_top1")
+    assert [m.step for m in history] == list(range(1, int(trials[pruned]["epochs_run"]) + 1))
+    assert runs[pruned].data.tags["tinyab.status"] == "pruned"
+    assert runs["t0000"].data.params["init.scheme"] == "variance_scaling"

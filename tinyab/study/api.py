@@ -40,6 +40,8 @@ class RunRequest:
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     budget_seconds: float | None = None
+    verbose: bool = False
+    mlflow: str | None = None
 
 
 def choose_profile(requested: str, profiles: list[str]) -> tuple[str | None, str]:
@@ -77,8 +79,10 @@ def _prepare(kind: catalog.Kind, request: RunRequest, out: Printer) -> tuple[Any
 
 
 def _options(request: RunRequest, profile: str, source: str, data: str | None, out: Printer) -> RunOptions:
-    ray = RayOptions(request.address, request.dashboard, request.dashboard_host)
-    return RunOptions(profile, source, request.resume, data, request.budget_seconds, ray, out=out)
+    ray = RayOptions(request.address, request.dashboard, request.dashboard_host, request.verbose)
+    return RunOptions(
+        profile, source, request.resume, data, request.budget_seconds, request.mlflow, ray, out=out
+    )
 
 
 def search(request: RunRequest, out: Printer = print) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -48,6 +48,16 @@ class TrialOutcome:
     error: str | None = None
 
 
+class Monitor(Protocol):
+    """A live view of the run (:mod:`tinyab.study.monitors`): sees every epoch and every outcome."""
+
+    def epoch(self, task: TrialTask, metrics: Mapping[str, Any]) -> None: ...
+
+    def finished(self, task: TrialTask, record: TrialRecord) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Tuner(Protocol):
     """The Optuna side of the driver (:class:`tinyab.study.optuna_bridge.OptunaBridge`)."""
 
@@ -71,6 +81,7 @@ class Driver:
         progress: Progress,
         out: Printer,
         growth: SeedGrowth | None = None,
+        monitors: Sequence[Monitor] = (),
     ) -> None:
         self.plan = plan
         self.earlier = list(earlier)
@@ -81,6 +92,7 @@ class Driver:
         self.progress = progress
         self.out = out
         self.growth = growth
+        self.monitors = list(monitors)
         self.recorded: list[TrialRecord] = []
         self.pruned: set[str] = set()
         self.epochs: dict[str, list[dict[str, Any]]] = {}
@@ -119,6 +131,8 @@ class Driver:
         """Keep the epoch and report it to Optuna; True when the arm's pruner stops the trial here."""
         epoch = int(metrics["epoch"])
         self.epochs.setdefault(task.trial_id, []).append(dict(metrics))
+        for monitor in self.monitors:
+            monitor.epoch(task, metrics)
         status = self.progress.heartbeat(task.trial_id, epoch, task.epochs)
         if status:
             self.out(status)
@@ -169,6 +183,8 @@ class Driver:
             error=error,
         )
         self.records.append(record, epochs, per_class)
+        for monitor in self.monitors:
+            monitor.finished(task, record)
         self.tuner.finish(task.trial_id, status, record.objective)
         self.recorded.append(record)
         self.progress.seen(record)
@@ -182,7 +198,7 @@ class Driver:
         assert self.growth is not None
         slots = self.plan.slots()
         look = self.growth.look(self.plan, [*self.earlier, *self.recorded], slots)
-        self.out(look.line())
+        self.out(self.progress.stamp(look.line()))
         grown = self.growth.grow(self.plan, look)
         if grown is not None:
             self.plan = grown

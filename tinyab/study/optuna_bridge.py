@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import random
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,9 @@ class OptunaBridge:
                 load_if_exists=True,
             )
             arm_study.sampler = build_sampler(plan.sampler, len(arm_study.get_trials(deepcopy=False)))
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                arm_study.set_metric_names([plan.metric])
             arm_study.set_user_attr("arm", arm.label)
             arm_study.set_user_attr("question", plan.question)
             self.studies.append(arm_study)
@@ -191,7 +195,14 @@ class OptunaBridge:
     def start(self, slot: TrialSlot) -> dict[str, Any]:
         """Create the Optuna trial of ``slot``; return its nuisance values."""
         arm_study = self.studies[slot.arm]
-        attrs = {TRIAL_ATTR: slot.trial_id, CONFIG_ATTR: slot.config, SEED_ATTR: slot.seed}
+        # the arm's values as user attributes too, so the dashboard shows them beside each trial (as params
+        # they would consume the sampler's random stream and change the nuisance draws)
+        attrs = {
+            TRIAL_ATTR: slot.trial_id,
+            CONFIG_ATTR: slot.config,
+            SEED_ATTR: slot.seed,
+            **self.plan.arms[slot.arm].label,
+        }
         params = self.config_params.get((slot.arm, slot.config))
         if params is None and self.grid is not None:
             params = self.grid[slot.config]

@@ -11,13 +11,33 @@ from typing import Any
 from tinyab.records import TrialRecord
 from tinyab.study.plan import StudyPlan, TrialSlot
 
+WIDTH = 120  # progress lines fit a terminal of this width
+
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``: elapsed time and ETAs."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def short_values(values: dict[str, Any]) -> str:
+    """``scheme=xavier weight_decay=5e-05``: the last part of each dotted key (unless two share it)."""
+    last = [key.rsplit(".", 1)[-1] for key in values]
+    names = [s if last.count(s) == 1 else key for s, key in zip(last, values, strict=True)]
+    return " ".join(f"{name}={_fmt(value)}" for name, value in zip(names, values.values(), strict=True))
 
 
 class Progress:
-    """Counts of running / done / pruned / failed trials and the best so far."""
+    """Counts of running / done / pruned / failed trials, the best so far, and the time they took.
+
+    Every line starts with the time since the run started; the heartbeat adds an ETA from the wall
+    time of the trials finished in this session and the number running at once.
+    """
 
     def __init__(self, total: int, metric: str, mode: str) -> None:
         self.total = total
@@ -27,21 +47,38 @@ class Progress:
         self.counts: Counter[str] = Counter()
         self.best: tuple[float, str] | None = None
         self.epoch_of: dict[str, str] = {}
-        self.last_status = time.monotonic()
+        self.started = time.monotonic()
+        self.last_status = self.started
+        self.walls: list[float] = []  # trials finished in this session
+        self.parallel = 1
+
+    def stamp(self, text: str) -> str:
+        line = f"[{clock(time.monotonic() - self.started):>7}] {text}"
+        return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
+
+    def eta(self) -> str:
+        """Time left: remaining trials × mean trial wall time / trials running at once."""
+        left = self.total - sum(self.counts.values())
+        if not self.walls or left <= 0:
+            return "ETA -"
+        return f"ETA {clock(left * statistics.fmean(self.walls) / self.parallel)}"
 
     def heartbeat(self, trial_id: str, epoch: int, epochs: int, every: float = 30.0) -> str | None:
         """A status line at most every ``every`` seconds while trials run (long trials stay visible)."""
-        self.epoch_of[trial_id] = f"{trial_id} epoch {epoch}/{epochs}"
+        self.epoch_of[trial_id] = f"{trial_id} {epoch}/{epochs}"
+        self.parallel = max(self.parallel, self.running)
         now = time.monotonic()
         if now - self.last_status < every:
             return None
         self.last_status = now
-        best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        return (
-            f"... running {self.running}: {', '.join(self.epoch_of.values())} | completed "
-            f"{self.counts['completed']}, pruned {self.counts['pruned']}, failed "
-            f"{self.counts['failed'] + self.counts['diverged']} of {self.total} | best {best}"
-        )
+        return self.stamp(f"running {', '.join(self.epoch_of.values())} | {self._totals()}")
+
+    def _totals(self) -> str:
+        done = sum(self.counts.values())
+        failed = self.counts["failed"] + self.counts["diverged"]
+        best = f"{self.best[0]:.4f} {self.best[1]}" if self.best else "-"
+        pruned = self.counts["pruned"]
+        return f"{done}/{self.total} ({pruned} pruned, {failed} failed) {self.eta()} | best {best}"
 
     def seen(self, record: TrialRecord) -> None:
         """Count a finished trial (also those finished in an earlier session of the run)."""
@@ -55,19 +92,27 @@ class Progress:
             self.best = (value, record.trial_id)
 
     def line(self, record: TrialRecord, values: dict[str, Any]) -> str:
-        finished = sum(self.counts.values())
-        value = f"{record.objective:.4f}" if record.objective is not None else "-"
+        """One finished trial: its values, final and best metric, time; then the run's totals."""
+        if record.wall_seconds:
+            self.walls.append(record.wall_seconds)
+        final = record.final_val_top1
         detail = record.error or (
-            f"{self.metric} {value} after {record.epochs_run} epochs, {record.wall_seconds or 0:.1f} s"
+            f"final {final:.4f} best {record.best_val_top1:.4f}@{record.best_epoch} "
+            f"{record.wall_seconds or 0:.0f}s"
+            if final is not None and record.best_val_top1 is not None
+            else f"{record.epochs_run} epochs"
         )
-        params = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-        best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        return (
-            f"[{finished:>{len(str(self.total))}}/{self.total}] {record.trial_id} {record.status:<9} "
-            f"{params} seed={record.seed}: {detail} | running {self.running}, "
-            f"completed {self.counts['completed']}, pruned {self.counts['pruned']}, "
-            f"failed {self.counts['failed'] + self.counts['diverged']} | best {best}"
+        return self.stamp(
+            f"{record.trial_id} {record.status:<9} {short_values(values)} seed={record.seed}: {detail} "
+            f"| {self._totals()}"
         )
+
+    def finished(self, run_dir: Path) -> list[str]:
+        """The last lines: total wall time and what to run next."""
+        return [
+            f"done in {clock(time.monotonic() - self.started)}",
+            f"next: tinyab report {run_dir}",
+        ]
 
 
 def summary_table(records: list[TrialRecord], plan: StudyPlan, slots: list[TrialSlot]) -> list[str]:

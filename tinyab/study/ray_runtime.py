@@ -32,6 +32,7 @@ class RayOptions:
     address: str | None = None
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
+    verbose: bool = False
 
 
 @dataclass
@@ -113,6 +114,7 @@ def ray_session(
     *,
     dashboard: bool = True,
     dashboard_host: str = "127.0.0.1",
+    verbose: bool = False,
 ) -> Iterator[RayInfo]:
     """Connect to ``address`` or start a local Ray; shut it down (and remove its files) afterwards.
 
@@ -125,7 +127,10 @@ def ray_session(
         yield RayInfo(address="(this process's Ray)", local=False, resources=ray.cluster_resources())
         return
     temp_dir = None if address else _short_temp_dir()
-    kwargs: dict = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Ray's own warnings (e.g. that token authentication is on) only with --verbose: tinyab says what matters
+    level = logging.INFO if verbose else logging.ERROR
+    logging.getLogger("ray").setLevel(level)
+    kwargs: dict = {"log_to_driver": verbose, "logging_level": level}
     if address:
         kwargs["address"] = address
     else:

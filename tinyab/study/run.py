@@ -22,7 +22,7 @@ from tinyab.errors import UserError
 from tinyab.records import RecordsWriter, TrialRecord, write_yaml
 from tinyab.records.reader import read_study
 from tinyab.study.arms import BASELINE_ARM
-from tinyab.study.driver import Driver
+from tinyab.study.driver import Driver, Monitor
 from tinyab.study.environment import environment
 from tinyab.study.growth import SeedGrowth
 from tinyab.study.plan import Step, StudyPlan, rerun_plan, search_plan, tune_plan
@@ -46,6 +46,7 @@ class RunOptions:
     resume: bool = False
     data: str | None = None
     budget_seconds: float | None = None
+    mlflow: str | None = None  # an MLflow tracking URI: one MLflow run per trial
     ray: RayOptions = field(default_factory=RayOptions)
     train_fn: Callable[..., Any] | None = None
     out: Printer = print
@@ -188,6 +189,17 @@ def replay_growth(plan: StudyPlan, growth: SeedGrowth, records: list[TrialRecord
     return plan
 
 
+def live_views(plan: StudyPlan, run_dir: Path, options: RunOptions) -> list[Monitor]:
+    """TensorBoard event files always; MLflow runs when ``--mlflow URI`` is given."""
+    from tinyab.study.monitors import MlflowMonitor, TensorBoardMonitor
+
+    views: list[Monitor] = [TensorBoardMonitor(run_dir)]
+    if options.mlflow:
+        name = f"{run_dir.parent.name}/{run_dir.name}"
+        views.append(MlflowMonitor(options.mlflow, plan.name, name, plan.record))
+    return views
+
+
 def most_trials(plan: StudyPlan) -> int:
     """An upper bound on the trials the plan can reach (it can grow up to ``max_seeds`` seeds)."""
     settings = plan.record.get("sequential") or {}
@@ -229,12 +241,15 @@ def run_study(
     progress = Progress(len(slots), plan.metric, plan.mode)
     for record in finished.values():
         progress.seen(record)
-    driver = Driver(plan, list(finished.values()), bridge, records, progress, out, growth)
+    monitors = live_views(plan, run_dir, options)
+    driver = Driver(plan, list(finished.values()), bridge, records, progress, out, growth, monitors)
     try:
         if todo:
             fit(driver, run_dir, most_trials(plan) - len(finished), options.train_fn or train, data)
     finally:
         records.close()
+        for monitor in monitors:
+            monitor.close()
     plan, slots = driver.plan, driver.plan.slots()
     done = [*finished.values(), *driver.recorded]
     complete = len(done) == len(slots)
@@ -249,7 +264,8 @@ def run_study(
     if not complete:
         out(f"incomplete: {len(slots) - len(done)} trial(s) not run; continue with --resume")
     out(f"records: {run_dir}")
-    out(f"optuna:  optuna-dashboard sqlite:///{(run_dir / 'optuna.db').resolve()}")
+    for line in progress.finished(run_dir):
+        out(line)
     return StudyOutcome(run_dir, done, complete)
 
 
@@ -257,7 +273,9 @@ def run_study(
 def connected(options: RunOptions) -> Iterator[RayInfo]:
     """One Ray session for a whole run (announced once)."""
     ray = options.ray
-    with ray_session(ray.address, dashboard=ray.dashboard, dashboard_host=ray.dashboard_host) as session:
+    with ray_session(
+        ray.address, dashboard=ray.dashboard, dashboard_host=ray.dashboard_host, verbose=ray.verbose
+    ) as session:
         announce(session, options.out)
         yield session
 
