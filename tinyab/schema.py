@@ -7,8 +7,10 @@ value and ``expect`` says what was expected. Unknown keys are refused with the c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -95,12 +97,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return None
         raise ConfigError(f"{where}: expected null, got {value!r}")
     if tp is float and isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            value = float(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if tp in (bool, int, float, str) and type(value) is tp:
         return value
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")

@@ -22,7 +22,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from tinyab.errors import ConfigError
+from tinyab.errors import ConfigError, UserError
 from tinyab.records import Status, TrialRecord
 from tinyab.schema import suggest
 from tinyab.study.plan import StudyPlan, TrialSlot
@@ -141,6 +141,26 @@ def grid_points(plan: StudyPlan) -> list[dict[str, Any]]:
     return points
 
 
+def open_storage(db_path: Path, study: str) -> optuna.storages.RDBStorage:
+    """The run's SQLite storage; a corrupt file, or one holding another study's arms, is refused in one
+    line (resuming on it would tell Optuna outcomes of trials it never saw)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{db_path}")
+        names = optuna.get_all_study_names(storage)
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as err:
+        why = str(err).strip().splitlines()[0][:120]
+        raise UserError(
+            f"{db_path}: not a readable Optuna database ({why}); restore it, or move it away to resume "
+            "without Optuna's history"
+        ) from None
+    foreign = [name for name in names if not name.startswith(f"{study} [")]
+    if foreign:
+        raise UserError(f"{db_path}: holds Optuna study '{foreign[0]}', not one of study {study}'s arms")
+    return storage
+
+
 class OptunaBridge:
     """Asks Optuna for each trial's nuisance values, reports its epochs, prunes, and tells the outcome."""
 
@@ -150,7 +170,7 @@ class OptunaBridge:
         self.distributions = {key: distribution(param) for key, param in plan.nuisance.items()}
         self.grid = grid_points(plan) if plan.sampler.name == "grid" else None
         self.prunes = plan.pruner.name not in ("none", "asha")
-        storage = optuna.storages.RDBStorage(f"sqlite:///{db_path}")
+        storage = open_storage(db_path, plan.name)
         direction = "maximize" if plan.mode == "max" else "minimize"
         self.studies = []
         for index, arm in enumerate(plan.arms):

@@ -20,6 +20,7 @@ from typing import Any
 
 from tinyab.errors import UserError
 from tinyab.records import RecordsWriter, TrialRecord, write_yaml
+from tinyab.records.lock import run_lock
 from tinyab.records.reader import read_study
 from tinyab.study.arms import BASELINE_ARM
 from tinyab.study.driver import Driver, Monitor
@@ -211,18 +212,36 @@ def run_study(
     plan: StudyPlan, run_dir: Path, session: RayInfo, options: RunOptions, resume: bool | None = None
 ) -> StudyOutcome:
     """Run (or resume) ``plan`` in ``run_dir`` on the connected Ray ``session``
-    (``resume`` defaults to ``options.resume``)."""
+    (``resume`` defaults to ``options.resume``). The run folder is locked for the whole run."""
+    resume = options.resume if resume is None else resume
+    _check_fits(plan, session)
+    env = environment({"address": session.address, "resources": session.resources})
+    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
+    if not resume:
+        records.create(plan.record, env)
+    with run_lock(run_dir, options.out):
+        finished: dict[str, TrialRecord] = {}
+        if resume:
+            plan = resumed_plan(run_dir, plan)
+            finished = records.reopen()
+            records.write_environment(env)
+        return _execute(plan, run_dir, records, finished, options)
+
+
+def _execute(
+    plan: StudyPlan,
+    run_dir: Path,
+    records: RecordsWriter,
+    finished: dict[str, TrialRecord],
+    options: RunOptions,
+) -> StudyOutcome:
+    """The run loop: replay growth, print the plan, run what is left on Tune, summarise."""
     from tinyab.study.budget import images_per_epoch
     from tinyab.study.optuna_bridge import OptunaBridge
     from tinyab.study.tune_backend import fit
     from tinyab.train.engine import train
 
     out, data = options.out, options.data
-    resume = options.resume if resume is None else resume
-    if resume:
-        plan = resumed_plan(run_dir, plan)
-    records = RecordsWriter(run_dir, list(plan.columns), plan.metric)
-    finished = records.reopen() if resume else {}
     growth = seed_growth(plan, options)
     if growth is not None:  # replay the batches already run: the same decisions, the same new seeds
         plan = replay_growth(plan, growth, list(finished.values()))
@@ -230,12 +249,6 @@ def run_study(
     todo = [s for s in slots if s.trial_id not in finished]
     for line in plan_lines(plan, options.profile, slots, todo, images_per_epoch(plan, data), run_dir):
         out(line)
-    _check_fits(plan, session)
-    env = environment({"address": session.address, "resources": session.resources})
-    if resume:
-        records.write_environment(env)
-    else:
-        records.create(plan.record, env)
     bridge = OptunaBridge(plan, run_dir / "optuna.db")
     bridge.reconcile(finished)
     progress = Progress(len(slots), plan.metric, plan.mode)

@@ -1,0 +1,58 @@
+"""Resume refuses what cannot resume, and one driver holds a run at a time (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tinyab.errors import UserError
+from tinyab.records.lock import LOCK, run_lock
+from tinyab.study.optuna_bridge import open_storage
+
+
+def test_a_second_driver_is_refused_while_the_first_lives_and_a_dead_ones_lock_is_taken_over(
+    tmp_path: Path,
+) -> None:
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "started": time.time()}
+        (tmp_path / LOCK).write_text(json.dumps(lock))
+        with pytest.raises(UserError, match=rf"held by PID {holder.pid} on "), run_lock(tmp_path):
+            pass
+        assert (tmp_path / LOCK).is_file()  # the holder's lock is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    notes: list[str] = []
+    with run_lock(tmp_path, notes.append):  # the holder is dead now: taken over, with a note
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+    assert notes and f"left by PID {holder.pid}, which is gone" in notes[0]
+    assert not (tmp_path / LOCK).exists()  # released at the end
+
+
+def test_a_lock_from_another_host_is_never_taken_over(tmp_path: Path) -> None:
+    (tmp_path / LOCK).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": 0}))
+    with pytest.raises(UserError, match="held by PID 1 on host elsewhere"), run_lock(tmp_path):
+        pass
+
+
+def test_a_corrupt_or_foreign_optuna_db_is_refused_in_one_line(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(UserError, match=r"corrupt.db: not a readable Optuna database") as err:
+        open_storage(corrupt, "init_vs_wd")
+    assert "\n" not in str(err.value)
+    foreign = tmp_path / "foreign.db"
+    optuna.create_study(storage=f"sqlite:///{foreign}", study_name="someone else's study")
+    with pytest.raises(UserError, match="holds Optuna study 'someone else's study', not one of study"):
+        open_storage(foreign, "init_vs_wd")
+    mine = tmp_path / "mine.db"
+    optuna.create_study(storage=f"sqlite:///{mine}", study_name="init_vs_wd [0] init.scheme=xavier")
+    open_storage(mine, "init_vs_wd")  # its own arms: fine

@@ -1,0 +1,67 @@
+"""One driver per run folder: ``driver.lock`` holds the holder's PID, host and start time.
+
+A second driver on the same run would record trials twice; it is refused while the holder lives. A
+lock left by a driver that died (same host, PID gone) is taken over, with a note saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tinyab.errors import UserError
+
+LOCK = "driver.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _create(path: Path) -> bool:
+    """Write the lock if nobody holds it; False when the file exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, f)
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path, out: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the duration of the block (refused while a live driver holds it)."""
+    path = run_dir / LOCK
+    if not _create(path):
+        try:
+            holder = json.loads(path.read_text())
+            pid, host = int(holder["pid"]), str(holder["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pid, host = -1, "?"
+        if host != socket.gethostname():
+            raise UserError(
+                f"{path}: held by PID {pid} on host {host}; if that driver is gone, delete the file"
+            )
+        if pid > 0 and _alive(pid):
+            since = time.strftime("%H:%M:%S", time.localtime(holder.get("started", 0)))
+            raise UserError(f"{run_dir}: held by PID {pid} on {host} since {since}; wait for it or stop it")
+        out(f"note: {path} was left by PID {pid}, which is gone; taking the run over")
+        path.unlink(missing_ok=True)
+        if not _create(path):
+            raise UserError(f"{path}: another driver took the run at the same moment")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
