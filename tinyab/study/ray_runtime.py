@@ -7,9 +7,11 @@ start does not stop the search: the reason is reported instead of the URL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import urllib.error
@@ -55,14 +57,81 @@ def quiet_tune() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _private_token() -> None:
+    """The login token is a secret: readable by its owner only (Ray writes it 0644)."""
+    path = token_path()
+    if path.is_file() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
 def token_path() -> Path:
     return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
 
 
+TEMP_PREFIX = "tinyab-ray-"
+DRIVER_PID = "tinyab-driver.pid"  # in a local Ray's temp dir: which driver owns it
+
+
 def _short_temp_dir() -> str:
-    """Ray's Unix sockets live under its temp dir; their paths must stay under ~107 characters."""
+    """Ray's Unix sockets live under its temp dir; their paths must stay under ~107 characters. The
+    driver's PID is written there so that a later command can clean up after a driver that died."""
     base = "/tmp" if Path("/tmp").is_dir() else None
-    return tempfile.mkdtemp(prefix="tinyab-ray-", dir=base)
+    folder = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base)
+    (Path(folder) / DRIVER_PID).write_text(str(os.getpid()))
+    return folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def session_processes(folder: Path) -> list[int]:
+    """PIDs of the processes of a local Ray session: its temp dir is in their command line or among
+    their open files (the agents rename themselves, ``ray::DashboardAgent``, but keep their logs open)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            uses = str(folder) in (proc / "cmdline").read_bytes().decode(errors="replace")
+            if not uses:
+                uses = any(os.readlink(fd).startswith(str(folder)) for fd in (proc / "fd").iterdir())
+        except OSError:
+            continue
+        if uses:
+            found.append(int(proc.name))
+    return found
+
+
+def reap_orphans(base: Path = Path("/tmp")) -> list[str]:
+    """End the Ray processes and remove the temp dirs that killed drivers left behind.
+
+    A local Ray's processes carry its temp dir in their command lines; when the driver whose PID the
+    dir records is gone, they are killed (SIGKILL, by PID) and the dir removed. Returns one note per
+    cleaned-up session.
+    """
+    notes = []
+    for folder in sorted(base.glob(f"{TEMP_PREFIX}*")):
+        try:
+            owner = int((folder / DRIVER_PID).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being created
+        if _pid_alive(owner):
+            continue
+        pids = session_processes(folder)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        killed = len(pids)
+        shutil.rmtree(folder, ignore_errors=True)
+        notes.append(f"cleaned up after a driver that died (PID {owner}): {killed} Ray process(es), {folder}")
+    return notes
 
 
 def free_port(host: str, first: int = DASHBOARD_PORT, tries: int = 20) -> int | None:
@@ -126,6 +195,7 @@ def ray_session(
     if ray.is_initialized():
         yield RayInfo(address="(this process's Ray)", local=False, resources=ray.cluster_resources())
         return
+    notes = reap_orphans()
     temp_dir = None if address else _short_temp_dir()
     # Ray's own warnings (e.g. that token authentication is on) only with --verbose: tinyab says what matters
     level = logging.INFO if verbose else logging.ERROR
@@ -159,7 +229,9 @@ def ray_session(
             address=address or context.address_info.get("gcs_address", "local"),
             local=not address,
             resources=ray.cluster_resources(),
+            notes=notes,
         )
+        _private_token()
         if address:
             url = context.dashboard_url
             info.dashboard_url = f"http://{url}" if url else None
