@@ -56,3 +56,20 @@ def test_a_corrupt_or_foreign_optuna_db_is_refused_in_one_line(tmp_path: Path) -
     mine = tmp_path / "mine.db"
     optuna.create_study(storage=f"sqlite:///{mine}", study_name="init_vs_wd [0] init.scheme=xavier")
     open_storage(mine, "init_vs_wd")  # its own arms: fine
+
+
+def test_the_report_refuses_records_with_a_trial_recorded_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.records import write_factorial
+    from tinyab.cli import main
+
+    run = write_factorial(tmp_path / "init_vs_wd" / "run1")
+    lines = (run / "trials.csv").read_text().splitlines(keepends=True)
+    (run / "trials.csv").write_text("".join([*lines, lines[3], lines[4]]))  # two rows appended again
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "trials.csv: trial " in err and "2 trial(s) duplicated" in err
+    assert sorted(p.name for p in run.iterdir()) == before  # no report folder written

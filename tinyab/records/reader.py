@@ -141,6 +141,15 @@ def _load_run(path: Path, skipped: list[str]) -> _Run | None:
     if missing:
         raise UserError(f"{path / 'trials.csv'}: missing column(s) {', '.join(missing)}")
     trials["trial_id"] = trials["trial_id"].astype(str)
+    twice = trials["trial_id"][trials["trial_id"].duplicated()]
+    if len(twice):
+        first = twice.iloc[0]
+        times = int((trials["trial_id"] == first).sum())
+        raise UserError(
+            f"{path / 'trials.csv'}: trial {first} is recorded {times} times ({twice.nunique()} trial(s) "
+            "duplicated): the records are inconsistent (two drivers on one run?); counting them would "
+            "double n and break the pairing"
+        )
     trials["status"] = trials["status"].astype(str)
     unknown = sorted(set(trials["status"]) - set(STATUSES))
     if unknown:

@@ -74,14 +74,33 @@ def _check(cls: Any, label: str, options: dict[str, Any], where: str) -> None:
     """Each option must be a keyword argument of the constructor ``cls``."""
     params = inspect.signature(cls).parameters
     valid = [p for p in params if p not in _RESERVED_OPTIONS and p != "self"]
-    for key in options:
+    for key, value in options.items():
         if key not in valid:
             hint = suggest(key, valid) or (f"; valid: {', '.join(valid)}" if valid else "; it takes none")
             raise ConfigError(f"{where}.{key}: not an option of the {label}{hint}")
+        default = params[key].default
+        kind = type(default) if isinstance(default, (bool, int, float, str)) else None
+        numeric = kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is not None and not isinstance(value, kind) and not (kind is float and numeric):
+            raise ConfigError(
+                f"{where}.{key}: expected {kind.__name__} like the default {default!r}, got {value!r}"
+            )
+
+
+def _builds(label: str, build: Any, where: str) -> None:
+    """Build the object once: a value its constructor refuses is the field's error, before Ray starts."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build()
+    except (ValueError, TypeError, AssertionError) as err:
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{where}: the {label} refuses these options: {why}") from None
 
 
 def check_options(study: StudyFile, where: str) -> None:
-    """The sampler's and pruner's options name real arguments (and the required ones are given)."""
+    """The sampler's and pruner's options name real arguments (and the required ones are given), and
+    the objects build with them."""
     sampler, pruner = study.sampler, study.pruner
     _check(
         sampler_class(sampler.name), f"{sampler.name} sampler", sampler.options, f"{where}.sampler.options"
@@ -100,6 +119,12 @@ def check_options(study: StudyFile, where: str) -> None:
         raise ConfigError(
             f"{where}.pruner.options.patience: required for the patient pruner (epochs without improvement)"
         )
+    _builds(f"{sampler.name} sampler", lambda: build_sampler(sampler, 0), f"{where}.sampler.options")
+    if pruner.name == "asha":
+        options = {"time_attr": "epoch", "metric": study.metric, "mode": study.mode, **pruner.options}
+        _builds("asha pruner", lambda: pruner_class("asha")(**options), f"{where}.pruner.options")
+    else:
+        _builds(f"{pruner.name} pruner", lambda: build_pruner(pruner), f"{where}.pruner.options")
 
 
 def distribution(param: Distribution) -> BaseDistribution:

@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,11 @@ class StudyFile:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self, where: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name) or ".." in self.name:
+            raise ConfigError(
+                f"{where}.name: expected letters, digits, '_', '-' or '.' (it names the results folder), "
+                f"got {self.name!r}"
+            )
         if not self.question.strip():
             raise ConfigError(f"{where}.question: expected a one-line question")
         for name in self.profiles:
