@@ -1,4 +1,5 @@
-"""``tinyab data info`` and ``tinyab data download`` through the CLI, in-process and as a real process."""
+"""``tinyab data info`` and ``tinyab data download`` through the CLI, in-process and as a real process,
+and the first run of the main job on a machine without network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 
 from test_data_helpers import build_small_dataset, zip_folder
 
+from helpers.network import closed_port, go_offline
 from tinyab.cli import main
+from tinyab.data import OFFICIAL_URL
+
+WAYS = (
+    "ways forward: --data PATH (a Tiny ImageNet zip or folder you have), set $TINYAB_DATA=PATH, "
+    "or 'tinyab data download --url URL' (a mirror)"
+)
 
 TINYAB = Path(sys.executable).parent / "tinyab"
 
@@ -54,12 +62,50 @@ def test_info_without_path_uses_tinyab_data(mini_zip, tmp_path, monkeypatch, cap
     assert f"dataset           {folder}" in capsys.readouterr().out
 
 
-def test_download_with_an_unreachable_url_is_one_line_and_code_2(tmp_path, capsys):
-    url = "http://127.0.0.1:9/tiny-imagenet-200.zip"
+def test_download_with_an_unreachable_url_says_what_then_why_and_exits_2(tmp_path, capsys):
+    url = f"http://127.0.0.1:{closed_port()}/tiny-imagenet-200.zip"
     assert main(["data", "download", "--dir", str(tmp_path / "d"), "--url", url]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"tinyab: error: download of {url} failed") and err.count("\n") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "tinyab: downloading a Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) "
+        f"from {url} to {tmp_path / 'd' / 'tiny-imagenet-200'}",
+        f"tinyab: error: download of {url} failed: Connection refused; {WAYS}",
+    ]
     assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_download_of_a_missing_file_url_in_a_real_process(tmp_path):
+    url = (tmp_path / "no-such.zip").as_uri()
+    proc = subprocess.run(
+        [TINYAB, "data", "download", "--dir", str(tmp_path / "d"), "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.splitlines() == [
+        "tinyab: downloading a Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) "
+        f"from {url} to {tmp_path / 'd' / 'tiny-imagenet-200'}",
+        f"tinyab: error: download of {url} failed: No such file or directory; {WAYS}",
+    ]
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_first_run_of_the_main_job_offline(tmp_path, monkeypatch, capsys):
+    """``tinyab search init_vs_wd`` with no dataset and no network: what it tried, why it failed, exit 2."""
+    monkeypatch.setenv("TINYAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TINYAB_DATA", raising=False)
+    go_offline(monkeypatch)
+    code = main(["search", "init_vs_wd", "--profile", "smoke", "--results", str(tmp_path / "results")])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "tinyab: no dataset given (--data, $TINYAB_DATA) or downloaded yet; downloading the official "
+        f"Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) from {OFFICIAL_URL} "
+        f"to {tmp_path / 'home' / 'tiny-imagenet-200'}",
+        f"tinyab: error: download of {OFFICIAL_URL} failed: cannot resolve host cs231n.stanford.edu "
+        f"(no network or no DNS?); {WAYS}",
+    ]
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []  # no archive, no partial file
 
 
 def test_download_into_a_folder_that_has_the_dataset_reports_it(mini_zip, tmp_path, capsys):

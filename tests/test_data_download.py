@@ -1,7 +1,9 @@
-"""Download over real HTTP (a server on 127.0.0.1), verification, safe extraction and data location."""
+"""Download over real HTTP (a server on 127.0.0.1), verification, safe extraction and data location;
+failures (no DNS, nothing listening, no answer, a missing file) name their cause and the ways forward."""
 
 from __future__ import annotations
 
+import socket
 import stat
 import threading
 import zipfile
@@ -11,9 +13,15 @@ from pathlib import Path
 import pytest
 from test_data_helpers import build_small_dataset, zip_folder
 
-from tinyab.data import download, ensure_dataset, open_dataset, resolve_data_path
-from tinyab.data.download import extract
+from helpers.network import closed_port, go_offline
+from tinyab.data import OFFICIAL_URL, download, ensure_dataset, open_dataset, resolve_data_path
+from tinyab.data.download import extract, fetch
 from tinyab.errors import DataError
+
+WAYS = (
+    "; ways forward: --data PATH (a Tiny ImageNet zip or folder you have), set $TINYAB_DATA=PATH, "
+    "or 'tinyab data download --url URL' (a mirror)"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,19 +76,63 @@ def test_ensure_dataset_downloads_verifies_and_extracts(server, mini_zip, tmp_pa
 def test_truncated_download_leaves_no_file(server, mini_zip, tmp_path):
     url = _serve(server, "/short.zip", mini_zip.read_bytes()[:200_000], truncate=True)
     with pytest.raises(
-        DataError, match=rf"download of {url} failed: connection closed after 100000 of 200000 bytes"
+        DataError, match=rf"download of {url} failed: connection closed after 100000 of 200000 bytes; ways"
     ):
         download(tmp_path, url=url, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_http_error_and_refused_connection_name_the_url(server, tmp_path):
+def _failure(url: str, dest: Path) -> str:
+    with pytest.raises(DataError) as caught:
+        download(dest, url=url, progress=False)
+    return str(caught.value)
+
+
+def test_each_failure_names_its_cause_and_the_ways_forward(server, tmp_path, capsys):
     missing = _serve(server, "/x", b"") + "-not-there"
-    with pytest.raises(DataError, match=rf"download of {missing} failed: Not Found"):
-        download(tmp_path, url=missing, progress=False)
-    refused = "http://127.0.0.1:9/tiny.zip"  # discard port: nothing listens
-    with pytest.raises(DataError, match=rf"download of {refused} failed"):
-        download(tmp_path, url=refused, progress=False)
+    refused = f"http://127.0.0.1:{closed_port()}/tiny-imagenet-200.zip"
+    no_file = (tmp_path / "nowhere" / "tiny-imagenet-200.zip").as_uri()
+    expected = {
+        missing: "the server answered HTTP 404 Not Found",
+        refused: "Connection refused",
+        no_file: "No such file or directory",
+        "mirror.zip": "unknown url type: 'mirror.zip'",
+    }
+    for url, cause in expected.items():
+        assert _failure(url, tmp_path / "d") == f"download of {url} failed: {cause}{WAYS}"
+        assert f"downloading a Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) from {url} to " in (
+            capsys.readouterr().err
+        )
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_first_run_offline_says_what_it_downloads_then_why_it_cannot(tmp_path, monkeypatch, capsys):
+    """The issue's case: no dataset anywhere, no network. One line before, one cause and three ways after."""
+    monkeypatch.setenv("TINYAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TINYAB_DATA", raising=False)
+    asked = go_offline(monkeypatch)
+    with pytest.raises(DataError) as caught:
+        ensure_dataset(None, progress=False)
+    assert asked == ["cs231n.stanford.edu"]
+    assert str(caught.value) == (
+        f"download of {OFFICIAL_URL} failed: cannot resolve host cs231n.stanford.edu (no network or no DNS?)"
+        + WAYS
+    )
+    assert capsys.readouterr().err == (
+        "tinyab: no dataset given (--data, $TINYAB_DATA) or downloaded yet; downloading the official "
+        f"Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) from {OFFICIAL_URL} to "
+        f"{tmp_path / 'home' / 'tiny-imagenet-200'}\n"
+    )
+    assert list((tmp_path / "home").rglob("*")) == []
+
+
+def test_a_server_that_never_answers_times_out(tmp_path):
+    with socket.socket() as silent:  # accepts connections (backlog) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/tiny.zip"
+        with pytest.raises(DataError, match=rf"^download of {url} failed: no answer within 0.5 s$"):
+            fetch(url, tmp_path / "tiny.zip", progress=False, timeout=0.5)
     assert list(tmp_path.iterdir()) == []
 
 

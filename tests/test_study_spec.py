@@ -212,3 +212,17 @@ def test_validating_a_study_imports_neither_ray_nor_optuna() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_set_suggestions_come_from_the_study_vocabulary_first() -> None:
+    from tinyab.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"seedz: neither a study nor a recipe field \(did you mean 'seeds'\?\)"
+    ):
+        build(GOOD, None, {"seedz": 2})
+    with pytest.raises(ConfigError, match=r"epoch: neither .* \(did you mean 'epochs'\?\)"):
+        build(GOOD, None, {"epoch": 2})
+    with pytest.raises(ConfigError, match=r"seed: a study runs its arms on its seeds; set seeds="):
+        build(GOOD, None, {"seed": 3})
+    assert build(GOOD, None, {"seeds": 2, "epochs": 2}).seed_list == [0, 1]

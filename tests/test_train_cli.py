@@ -1,15 +1,24 @@
-"""`tinyab train`, `recipes` and `lr-find` from the command line: output, files and refusals."""
+"""`tinyab train`, `recipes` and `lr-find` from the command line: output, files (and where they go
+without --out) and refusals."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import re
+import stat
 import subprocess
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from tinyab.cli import main
+from tinyab.cli import train as train_cli
+from tinyab.cli.train import default_out_dir
 
 BAD_SETTINGS = [
     (["--set", "optimm.lr=0.1"], "optimm: unknown key (did you mean 'optim'?)"),
@@ -23,6 +32,10 @@ BAD_SETTINGS = [
     (["--set", "resolution=[[0, 32]]"], "resolution[0]: a phase needs epochs > 0"),
     (["--set", "epochs=ten"], "epochs: expected an integer"),
     (["--set", "model.arch=resnet19"], "did you mean 'resnet18'?"),
+    (["--set", "eval_px=0"], "eval_px: expected an integer in 1..64, or null"),
+    (["--set", "eval_px=128"], "eval_px: expected an integer in 1..64, or null"),
+    (["--set", "eval_every=0"], "eval_every: expected a positive integer"),
+    (["--set", "eval_precision=fp16"], "eval_precision: expected one of 'auto', 'float32', 'bfloat16'"),
 ]
 
 
@@ -104,3 +117,38 @@ def test_lr_find_writes_plot_and_suggests_ordered_bounds(mini_zip, tmp_path, cap
     base = float(printed.split("base_lr ")[1].split(",")[0])
     top = float(printed.split("max_lr ")[1].split()[0])
     assert min(lrs) <= base <= top / 3 + 1e-12 and top <= max(lrs)
+
+
+def test_train_without_out_keeps_the_run_and_says_where(mini_zip, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    old_mask = os.umask(0o027)
+    try:
+        assert main(["train", "smoke", "--data", str(mini_zip), "--set", "epochs=1"]) == 0
+    finally:
+        os.umask(old_mask)
+    lines = capsys.readouterr().out.splitlines()
+    (out,) = (tmp_path / "results" / "train").iterdir()
+    assert re.fullmatch(r"smoke-\d{8}-\d{6}", out.name)
+    relative = Path("results") / "train" / out.name
+    assert lines[1] == f"results: {relative} (choose the folder with --out DIR)"
+    assert lines[-1].startswith("completed: ") and lines[-1].endswith(f"; results in {relative}")
+    assert {"recipe.yaml", "study.yaml", "trials.csv", "result.json"} <= {p.name for p in out.iterdir()}
+    assert stat.S_IMODE((out / "result.json").stat().st_mode) == 0o640  # the umask's mode, not 0600
+
+
+def test_default_out_dir_is_unique_and_a_safe_folder_name(tmp_path, monkeypatch):
+    class Clock(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 3, 1, 9, 5, 7)
+
+    monkeypatch.setattr(train_cli, "datetime", SimpleNamespace(datetime=Clock))
+    first = default_out_dir("my recipe/v2", tmp_path)
+    assert first == tmp_path / "my_recipe_v2-20260301-090507"
+    first.mkdir()
+    assert default_out_dir("my recipe/v2", tmp_path) == tmp_path / "my_recipe_v2-20260301-090507-2"
+
+
+def test_resume_without_out_is_refused(capsys):
+    assert main(["train", "smoke", "--resume"]) == 2
+    assert capsys.readouterr().err == "tinyab: error: --resume: pass --out DIR, the run folder to continue\n"

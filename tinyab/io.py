@@ -9,13 +9,33 @@ from pathlib import Path
 from typing import IO
 
 
+def current_umask() -> int:
+    """The process umask, read from /proc where Linux offers it: ``os.umask`` can only be read by
+    setting it, which races with other threads creating files (Ray workers have many)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place.
+
+    The file gets the mode ``open()`` would give it (0666 less the umask), not mkstemp's private 0600,
+    so records and reports can be read by whoever the user's umask lets read them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -233,7 +233,10 @@ def comparisons_table(
         total = sum(len(p) for p in pairs_by_factor.values())
         for key, pairs in pairs_by_factor.items():
             rows.extend(compare_levels(design, [key], pairs, key, rule, total))
-    return _finish(rows, rule, design.higher_is_better), f"{note}; {rule.note(len(rows), 'comparisons')}"
+    judged = (
+        f"{note}; {rule.note(len(rows), 'comparisons')}" if rows else f"{note}; one arm, nothing to compare"
+    )
+    return _finish(rows, rule, design.higher_is_better), judged
 
 
 def anova_table(design: Design) -> pd.DataFrame | None:

@@ -2,19 +2,29 @@
 
 Every command group lives in its own module with a ``register(subparsers)`` function that adds its
 parsers and sets ``func`` to a handler taking the parsed arguments and returning an exit code.
-A :class:`~tinyab.errors.UserError` becomes one line on stderr and exit code 2.
+A :class:`~tinyab.errors.UserError` becomes one line on stderr and exit code 2. When the reader of
+stdout goes away (``tinyab report ... | head``) the command stops quietly with exit code 141, the
+128 + SIGPIPE that a shell's ``pipefail`` sees from any other Unix tool cut off the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import Any
 
 from tinyab import __version__
 from tinyab.errors import UserError
 
-COMMAND_MODULES = ["data", "train", "search", "report", "ablate"]
+COMMAND_MODULES = ["data", "train", "search", "report", "ablate", "dashboard"]
+EXIT_BROKEN_PIPE = 141
+
+
+def example(command: str) -> dict[str, Any]:
+    """``add_parser`` keywords that end a command's ``--help`` with one example, kept as written."""
+    return {"epilog": f"example:\n  {command}", "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +46,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone before the exit flush is a broken pipe too
+        return code
     except UserError as err:
         print(f"tinyab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tinyab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout's reader is gone; send what is still buffered to devnull so the exit flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tinyab.cli import example
+
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from tinyab.study.dashboard import serve
@@ -17,8 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "dashboard",
         help="serve a run's Optuna studies with optuna-dashboard (pip install 'tinyab[dashboard]')",
-        epilog="example: tinyab dashboard results/init_vs_wd/smoke-20261128-152708",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **example("tinyab dashboard results/init_vs_wd/smoke-20261128-152708"),
     )
     p.add_argument("run", help="a run folder (results/<study>/<run>, or an ablation's tune/ or rerun/)")
     p.add_argument(

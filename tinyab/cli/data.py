@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from tinyab.cli import example
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="inspect or download Tiny ImageNet")
+    parser = subparsers.add_parser(
+        "data", help="inspect or download Tiny ImageNet", **example("tinyab data download --dir ~/datasets")
+    )
     commands = parser.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
 
-    info = commands.add_parser("info", help="check a dataset image by image and print its counts")
+    info = commands.add_parser(
+        "info",
+        help="check a dataset image by image and print its counts",
+        **example("tinyab data info ~/tiny-imagenet-200.zip"),
+    )
     info.add_argument(
         "path",
         nargs="?",
@@ -18,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     info.set_defaults(func=cmd_info)
 
-    download = commands.add_parser("download", help="download, verify and extract the official archive")
+    download = commands.add_parser(
+        "download",
+        help="download, verify and extract the official archive",
+        **example("tinyab data download --dir /data --url https://mirror.example.org/tiny-imagenet-200.zip"),
+    )
     download.add_argument("--dir", help="destination folder (default: $TINYAB_HOME, else ~/.cache/tinyab)")
     download.add_argument("--url", help="archive URL (default: the official cs231n URL)")
     download.set_defaults(func=cmd_download)

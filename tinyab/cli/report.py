@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tinyab.cli import example
 from tinyab.errors import UserError
 
 FORMATS = ("md", "csv", "latex", "html")
@@ -16,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="per-arm CIs, paired tests, effect sizes, Holm, ANOVA and figures from study records",
         description="Compare the arms of a study from its records (one run, a study, or a folder of many).",
+        **example("tinyab report results/init_vs_wd --baseline init.scheme=xavier --format html"),
     )
     p.add_argument("path", type=Path, help="a run folder, a study folder or a folder of many")
     p.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tinyab.cli import example
 from tinyab.cli.study_args import add_study_arguments, print_entries, run_request
 
 
@@ -18,10 +19,16 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="run a study (search_spaces/) on Ray Tune with Optuna")
+    p = subparsers.add_parser(
+        "search",
+        help="run a study (search_spaces/) on Ray Tune with Optuna",
+        **example("tinyab search init_vs_wd --profile smoke --data ~/tiny-imagenet-200.zip --set seeds=5"),
+    )
     p.add_argument("study", help="a study name (see `tinyab spaces`) or a study YAML file")
     add_study_arguments(p, noun="study")
     p.set_defaults(func=cmd_search)
 
-    p = subparsers.add_parser("spaces", help="list the studies in search_spaces/ with their questions")
+    p = subparsers.add_parser(
+        "spaces", help="list the studies in search_spaces/ with their questions", **example("tinyab spaces")
+    )
     p.set_defaults(func=cmd_spaces)

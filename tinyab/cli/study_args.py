@@ -62,6 +62,12 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, noun: str) -> None:
         default=True,
         help="start Ray's dashboard with the local Ray (default: on, at 127.0.0.1)",
     )
+    parser.add_argument("--verbose", action="store_true", help="also print Ray's own log messages")
+    parser.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="also log every trial to MLflow (e.g. file:///tmp/mlruns, http://host:5000)",
+    )
     parser.add_argument(
         "--dashboard-host",
         default="127.0.0.1",
@@ -93,6 +99,8 @@ def run_request(args: argparse.Namespace, name: str) -> RunRequest:
         dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
         budget_seconds=parse_duration(args.budget) if args.budget else None,
+        verbose=args.verbose,
+        mlflow=args.mlflow,
     )
 
 

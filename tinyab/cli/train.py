@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import re
 from pathlib import Path
 
+from tinyab.cli import example
 from tinyab.config import load_recipe, parse_overrides, recipe_names, recipe_source
 from tinyab.errors import UserError
+
+DEFAULT_TRAIN_RESULTS = Path("results") / "train"
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,19 +36,34 @@ def prepare_out_dir(out: Path, resume: bool) -> Path:
     return out
 
 
+def default_out_dir(recipe_name: str, results: Path = DEFAULT_TRAIN_RESULTS) -> Path:
+    """``results/train/<recipe>-<YYYYmmdd-HHMMSS>`` (with a suffix if that exists): a run is never lost
+    for want of ``--out``. Characters a folder name should not hold become ``_``."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{re.sub(r'[^A-Za-z0-9._-]', '_', recipe_name)}-{stamp}"
+    out, suffix = results / base, 1
+    while out.exists():
+        suffix += 1
+        out = results / f"{base}-{suffix}"
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tinyab.train.engine import train
 
+    if args.resume and not args.out:
+        raise UserError("--resume: pass --out DIR, the run folder to continue")
     recipe = load_recipe(args.recipe, parse_overrides(args.overrides), seed=args.seed)
-    out = prepare_out_dir(Path(args.out), args.resume) if args.out else None
+    out = prepare_out_dir(Path(args.out), args.resume) if args.out else default_out_dir(recipe.name)
     print(
         f"recipe {recipe.name}: {recipe.model.arch}, {recipe.epochs} epochs, seed {recipe.seed}", flush=True
     )
+    if not args.out:
+        print(f"results: {out} (choose the folder with --out DIR)", flush=True)
     result = train(recipe, data=args.data, out_dir=out, device=args.device, resume=args.resume)
     print(
         f"{result.status}: best val top-1 {result.best_val_top1:.4f} at epoch {result.best_epoch}, "
-        f"{result.epochs_run} epochs in {result.seconds:.1f} s on {result.device}"
-        + (f"; results in {out}" if out else "")
+        f"{result.epochs_run} epochs in {result.seconds:.1f} s on {result.device}; results in {out}"
     )
     return 0 if result.status != "diverged" else 1
 
@@ -79,16 +99,30 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train one recipe and write its run folder")
+    p = subparsers.add_parser(
+        "train",
+        help="train one recipe and write its run folder",
+        **example("tinyab train smoke --data ~/tiny-imagenet-200.zip --set optim.weight_decay=1e-4 --seed 1"),
+    )
     add_recipe_arguments(p)
-    p.add_argument("--out", help="folder for the recipe, metrics, checkpoints and result.json")
+    p.add_argument(
+        "--out",
+        help="folder for the recipe, metrics, checkpoints and result.json "
+        f"(default: {DEFAULT_TRAIN_RESULTS}/<recipe>-<date>-<time>)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("recipes", help="list the recipes that ship with tinyab")
+    p = subparsers.add_parser(
+        "recipes", help="list the recipes that ship with tinyab", **example("tinyab recipes")
+    )
     p.set_defaults(func=cmd_recipes)
 
-    p = subparsers.add_parser("lr-find", help="LR range test (Smith 2017): plot and suggested CLR bounds")
+    p = subparsers.add_parser(
+        "lr-find",
+        help="LR range test (Smith 2017): plot and suggested CLR bounds",
+        **example("tinyab lr-find seed_net1 --data ~/tiny-imagenet-200.zip --steps 200"),
+    )
     add_recipe_arguments(p)
     p.add_argument("--out", default="results/lr_find", help="folder for the plot and the CSV")
     p.add_argument("--min-lr", type=float, default=1e-5)

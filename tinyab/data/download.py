@@ -3,7 +3,8 @@
 Nothing half-done is left behind: the archive streams into a temporary file that is renamed only when
 complete, it is verified (layout, counts, and every entry's path) before anything is extracted, and
 extraction goes into a temporary folder that is renamed into place. The archive is deleted once the
-folder is in place.
+folder is in place. A download says what it fetches, how large, from where and to where before it starts,
+and a failure names its cause and the ways to go on without it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import stat
+import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -24,14 +28,35 @@ from tinyab.data.progress import progress_bar
 from tinyab.errors import DataError
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+# the official zip is 248,100,043 bytes; extracted, its 120,203 files take ~0.5 GB of 4 KiB blocks
+OFFICIAL_SIZE = "~237 MB zip, ~0.5 GB extracted"
+WAYS_FORWARD = (
+    "ways forward: --data PATH (a Tiny ImageNet zip or folder you have), set $TINYAB_DATA=PATH, "
+    "or 'tinyab data download --url URL' (a mirror)"
+)
 EXPECTED_CLASSES = 200
 EXPECTED_VAL_IMAGES = 10_000
 _BLOCK = 1 << 20
 
 
+def _cause(err: BaseException, url: str, timeout: float) -> str:
+    """Why a transfer failed, in words a user can act on (urllib's own text is often an errno)."""
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered HTTP {err.code} {err.reason}"
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, socket.gaierror):
+        host = urllib.parse.urlsplit(url).hostname
+        return f"cannot resolve host {host} (no network or no DNS?)"
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason) or type(reason).__name__
+
+
 def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60) -> None:
     """Stream ``url`` to ``target`` (via a temporary file beside it); a short or failed transfer
-    raises DataError naming the URL and leaves no file."""
+    raises DataError naming the URL and the cause, and leaves no file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -49,10 +74,10 @@ def fetch(url: str, target: Path, progress: bool = True, timeout: float = 60) ->
                     f"download of {url} failed: connection closed after {received} of {total} bytes"
                 )
         os.replace(tmp, target)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        # ValueError: a URL urllib cannot parse ("unknown url type")
         Path(tmp).unlink(missing_ok=True)
-        reason = getattr(err, "reason", None) or err
-        raise DataError(f"download of {url} failed: {reason}") from None
+        raise DataError(f"download of {url} failed: {_cause(err, url, timeout)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -126,10 +151,11 @@ def extract(archive: Path, dest_dir: Path, progress: bool = True) -> Path:
     return final
 
 
-def download(dest_dir: str | Path, url: str = OFFICIAL_URL, progress: bool = True) -> Path:
+def download(dest_dir: str | Path, url: str = OFFICIAL_URL, progress: bool = True, why: str = "") -> Path:
     """Download, verify and extract Tiny ImageNet into ``dest_dir/tiny-imagenet-200`` (returned).
 
-    An existing folder there is returned as it is.
+    An existing folder there is returned as it is. Before fetching, one line on stderr says what, how
+    large, from where and to where (``why`` prefixes it); a failure's message ends with the ways forward.
     """
     dest_dir = Path(dest_dir).expanduser()
     final = dest_dir / ROOT_NAME
@@ -139,12 +165,17 @@ def download(dest_dir: str | Path, url: str = OFFICIAL_URL, progress: bool = Tru
         raise DataError(f"{final}: exists but is not a dataset folder (no wnids.txt); remove it first")
     dest_dir.mkdir(parents=True, exist_ok=True)
     archive = dest_dir / f"{ROOT_NAME}.zip"
-    fetch(url, archive, progress=progress)
+    what = "the official Tiny ImageNet archive" if url == OFFICIAL_URL else "a Tiny ImageNet archive"
+    print(f"tinyab: {why}downloading {what} ({OFFICIAL_SIZE}) from {url} to {final}", file=sys.stderr)
+    try:
+        fetch(url, archive, progress=progress)
+    except DataError as err:
+        raise DataError(f"{err}; {WAYS_FORWARD}") from None
     try:
         verify_archive(archive)
         extract(archive, dest_dir, progress=progress)
     except DataError as err:
-        raise DataError(f"downloaded from {url}: {err}") from None
+        raise DataError(f"downloaded from {url}: {err}; {WAYS_FORWARD}") from None
     finally:
         archive.unlink(missing_ok=True)
     return final
@@ -154,4 +185,5 @@ def ensure_dataset(path: str | Path | None, progress: bool = True, url: str = OF
     """Like :func:`resolve_data_path`, but downloads the dataset when nothing is given or downloaded."""
     if path or os.environ.get("TINYAB_DATA") or default_dataset_dir().is_dir():
         return resolve_data_path(path)
-    return download(default_dataset_dir().parent, url=url, progress=progress)
+    why = "no dataset given (--data, $TINYAB_DATA) or downloaded yet; "
+    return download(default_dataset_dir().parent, url=url, progress=progress, why=why)

@@ -96,7 +96,7 @@ def read_records_csv(path: Path, warn: list[str]) -> pd.DataFrame | None:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.BytesIO(raw), on_bad_lines="warn")
+            frame = pd.read_csv(io.BytesIO(raw), on_bad_lines="warn", dtype={"error": "str"})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not a readable CSV file ({str(err).splitlines()[0]})") from err
     bad = sum(str(w.message).count("Skipping line") for w in caught)

@@ -32,7 +32,7 @@ EPOCH_COLUMNS = ["trial_id", "epoch", *EPOCH_METRICS]
 PER_CLASS_COLUMNS = ["trial_id", "class_index", "wnid", "name", "accuracy"]
 RESULT_COLUMNS = [
     "best_val_top1", "final_val_top1", "final_train_top1", "best_epoch",
-    "epochs_run", "wall_seconds", "device", "node", "error",
+    "epochs_run", "wall_seconds", "device", "node", "error", "attempts",
 ]  # fmt: skip
 RECORD_FILES = ("trials.csv", "epochs.csv", "per_class.csv")
 
@@ -71,6 +71,7 @@ class TrialRecord:
     device: str = ""
     node: str = ""
     error: str | None = None
+    attempts: int = 1  # 2 when it failed once and a fresh worker ran it again
 
     @classmethod
     def from_epochs(
@@ -140,4 +141,5 @@ class TrialRecord:
             device=row.get("device", ""),
             node=row.get("node", ""),
             error=row.get("error") or None,
+            attempts=int(row.get("attempts") or 1),
         )

@@ -97,6 +97,7 @@ class Driver:
         self.pruned: set[str] = set()
         self.epochs: dict[str, list[dict[str, Any]]] = {}
         self.started: dict[str, float] = {}
+        self.attempts: dict[str, int] = {}
 
     @property
     def finished(self) -> bool:
@@ -123,9 +124,17 @@ class Driver:
         )
 
     def on_start(self, task: TrialTask) -> None:
-        self.started[task.trial_id] = time.perf_counter()
         self.epochs[task.trial_id] = []
-        self.progress.running += 1
+        if task.trial_id not in self.started:  # not a retry of a running trial
+            self.started[task.trial_id] = time.perf_counter()
+            self.progress.running += 1
+
+    def on_retry(self, task: TrialTask, error: str) -> None:
+        """The trial failed (it raised, or its worker died) and runs again on a fresh worker: its epoch
+        stream starts over; the attempt is counted in its record."""
+        self.attempts[task.trial_id] = self.attempts.get(task.trial_id, 1) + 1
+        self.epochs[task.trial_id] = []
+        self.out(self.progress.stamp(f"{task.trial_id} failed ({error}); retrying on a fresh worker"))
 
     def on_epoch(self, task: TrialTask, metrics: Mapping[str, Any]) -> bool:
         """Keep the epoch and report it to Optuna; True when the arm's pruner stops the trial here."""
@@ -181,6 +190,7 @@ class Driver:
             device=str(tags.get("device", "")),
             node=str(tags.get("node", "")),
             error=error,
+            attempts=self.attempts.pop(task.trial_id, 1),
         )
         self.records.append(record, epochs, per_class)
         for monitor in self.monitors:

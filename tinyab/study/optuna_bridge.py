@@ -214,6 +214,7 @@ class OptunaBridge:
             arm_study.set_user_attr("question", plan.question)
             self.studies.append(arm_study)
         self.live: dict[str, optuna.Trial] = {}
+        self.reported: dict[str, set[int]] = {}
         self.config_params: dict[tuple[int, int], dict[str, Any]] = {}
 
     def reconcile(self, finished: Mapping[str, TrialRecord]) -> None:
@@ -263,12 +264,18 @@ class OptunaBridge:
         return dict(trial.params)
 
     def report(self, trial_id: str, epoch: int, value: float) -> bool:
-        """Report one epoch; True when the arm's pruner says stop (never within the warm-up)."""
+        """Report one epoch; True when the arm's pruner says stop (never within the warm-up). A retried
+        trial's epochs that its failed attempt already reported are not reported again."""
         trial = self.live[trial_id]
+        reported = self.reported.setdefault(trial_id, set())
+        if epoch in reported:
+            return False
+        reported.add(epoch)
         trial.report(value, epoch)
         return self.prunes and epoch > self.plan.pruner.warmup_epochs and trial.should_prune()
 
     def finish(self, trial_id: str, status: Status, value: float | None) -> None:
+        self.reported.pop(trial_id, None)
         trial = self.live.pop(trial_id, None)
         if trial is not None:
             self._tell(trial.study, trial.number, status, value)

@@ -252,6 +252,7 @@ def ablation_record(ablation: AblationStudy, profile: str, source: str) -> dict[
         "alpha": ablation.alpha,
         "power": ablation.power,
         "sequential": to_dict(ablation.sequential) if ablation.sequential else None,
+        "max_failures": ablation.max_failures,
         "design": ablation.design_name,
         "seeds": ablation.seed_list,
         "tune_seed": ablation.tune_seed,

@@ -190,6 +190,9 @@ class StudyFile:
     alpha: float = field(0.05, check=lambda v: 0 < v < 0.5, expect="a number in (0, 0.5)")
     power: float = field(0.8, check=lambda v: 0.5 <= v < 1, expect="a number in [0.5, 1)")
     sequential: SequentialConfig | None = None
+    max_failures: int = field(
+        1, check=lambda v: 0 <= v <= 10, expect="an integer from 0 to 10 (retries of a failed trial)"
+    )
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -402,9 +405,20 @@ class AblationStudy(StudyFile):
 Study = TypeVar("Study", SearchStudy, AblationStudy)
 
 
-def split_overrides(cls: type[StudyFile], overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``--set`` values as (study fields, recipe fields): top-level study keys go to the study."""
+def split_overrides(
+    cls: type[StudyFile], overrides: dict[str, Any], where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set`` values as (study fields, recipe fields): top-level study keys go to the study. A key
+    that is neither is refused with the closest name, the study's first (``seedz`` means ``seeds``,
+    not the recipe's ``seed``); the recipe's ``seed`` is the study's to set, through ``seeds``."""
     study_keys = {f.name for f in dataclasses.fields(cls)} - {"recipe", "overrides", "profiles", "name"}
+    recipe_keys = {f.name for f in dataclasses.fields(Recipe)}
+    for key in overrides:
+        if key == "seed":
+            raise ConfigError(f"{where}.seed: a study runs its arms on its seeds; set seeds=N or seeds=[...]")
+        if key not in study_keys and key not in recipe_keys:
+            hint = suggest(key, study_keys) or suggest(key, recipe_keys)
+            raise ConfigError(f"{where}.{key}: neither a study nor a recipe field{hint}")
     study = {k: v for k, v in overrides.items() if k in study_keys}
     recipe = {k: v for k, v in overrides.items() if k not in study_keys}
     return study, recipe
@@ -444,7 +458,7 @@ def build_study(
             raise ConfigError(f"{label}.profiles: no profile '{profile}' (available: {available})")
         data = deep_merge(data, _recipe_beside(base.profiles[profile], source.parent))
     if overrides:
-        study_part, recipe_part = split_overrides(cls, overrides)
+        study_part, recipe_part = split_overrides(cls, overrides, f"{label} (--set)")
         data = deep_merge(data, study_part)
         data["overrides"] = deep_merge(data.get("overrides") or {}, recipe_part)
     where = f"{label} (--set)" if overrides else label

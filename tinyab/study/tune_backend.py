@@ -25,6 +25,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
+from tinyab.errors import UserError
 from tinyab.study.driver import Driver, TrialOutcome, TrialTask
 
 OUTCOME_KEY = "tinyab_outcome"
@@ -71,8 +72,12 @@ def run_trial(config: dict[str, Any], train_fn: Callable[..., Any], data: str | 
             load_recipe(task.recipe), on_epoch, data=data, device=tags["device"], progress=False
         )
         outcome = TrialOutcome(result.status, result.per_class)
-    except Exception as err:  # the trial failed; the search goes on and records why
+    except UserError as err:  # a recipe the schema refuses: trying again cannot help
         outcome = TrialOutcome("failed", error=first_line(err))
+    except Exception as err:  # say why, then let Tune retry the trial on a fresh worker
+        failed = TrialOutcome("failed", error=first_line(err))
+        tune.report({OUTCOME_KEY: json.dumps(asdict(failed), default=float), **tags})
+        raise
     tune.report({OUTCOME_KEY: json.dumps(asdict(outcome), default=float), **tags})
 
 
@@ -159,11 +164,22 @@ class Recorder(Callback):
         outcome = TrialOutcome(**json.loads(last[OUTCOME_KEY])) if OUTCOME_KEY in last else None
         self.driver.on_finish(trial.config["task"], outcome, last)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.driver.on_retry(trial.config["task"], _error(trial))
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = str(trial.get_error() or "the trial's worker died").strip().splitlines()
-        self.driver.on_finish(
-            trial.config["task"], None, dict(trial.last_result or {}), _last_error_line(error)
-        )
+        self.driver.on_finish(trial.config["task"], None, dict(trial.last_result or {}), _error(trial))
+
+
+def _error(trial: Any) -> str:
+    """Why a trial failed: the first line its trainable reported, else the end of Ray's error text
+    (a worker that died reports nothing)."""
+    last = dict(trial.last_result or {})
+    if OUTCOME_KEY in last:
+        error = json.loads(last[OUTCOME_KEY]).get("error")
+        if error:
+            return str(error)
+    return _last_error_line(str(trial.get_error() or "the trial's worker died").strip().splitlines())
 
 
 def _last_error_line(lines: list[str]) -> str:
@@ -199,6 +215,7 @@ def fit(driver: Driver, run_dir: Path, count: int, train_fn: Callable[..., Any],
             storage_path=str(storage.resolve()),
             verbose=0,
             callbacks=[Recorder(driver)],
+            failure_config=tune.FailureConfig(max_failures=driver.plan.record.get("max_failures", 1)),
         ),
     )
     tuner.fit()
