@@ -5,10 +5,12 @@ and every robustness case (empty folder, cut records, single seed, all failed) a
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,9 +114,10 @@ def test_out_folder_has_every_table_figure_and_no_temp_files(factorial: Path) ->
     out = factorial / "report"
     names = {p.name for p in out.iterdir()}
     for stem in ("learning_curves", "arms", "interaction", "schedule"):
-        assert {f"{stem}.png", f"{stem}.svg"} <= names
+        assert {f"{stem}.png", f"{stem}.svg", f"{stem}.pdf"} <= names
         assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+        assert (out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
     assert {"arms.csv", "comparisons.csv", "anova.csv", "per_class.csv", "report.md", "report.html"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     per_class = pd.read_csv(out / "per_class.csv")
@@ -291,6 +294,79 @@ def test_figures_draw_the_intervals_of_the_tables(tmp_path: Path) -> None:
     fig = figures.forest(comparisons, design.metric, rule.interval(len(comparisons)), rule.margin)
     np.testing.assert_allclose(_error_bars(fig), comparisons[["ci_low", "ci_high"]].to_numpy())
     assert "simultaneous 90% CI" in fig.axes[0].get_xlabel()  # 1 − 0.2/2
+
+
+def test_figures_are_a_paper_column_or_text_wide_with_labels_people_read(factorial: Path) -> None:
+    widths = {}
+    for svg in (factorial / "report").glob("*.svg"):
+        text = svg.read_text()
+        widths[svg.stem] = float(re.search(r'<svg[^>]* width="([0-9.]+)pt"', text).group(1)) / 72
+        labels = re.findall(r"<text[^>]*>([^<]*)</text>", text)
+        assert not {"val_top1", "train_top1", "best_val_top1", "lr", "resolution"} & set(labels), svg.name
+    # two panels span the text width (figure*), one panel a column
+    assert widths == pytest.approx(
+        {"learning_curves": 6.9, "arms": 3.3, "interaction": 6.9, "schedule": 6.9, "forest": 3.3}
+    )
+    curves = (factorial / "report" / "learning_curves.svg").read_text()
+    assert all(f">{label}<" in curves for label in ("validation top-1", "training top-1", "epoch"))
+
+
+def _curves_figures(tmp_path: Path):
+    run = write_factorial(tmp_path / "init_vs_wd" / "run1")
+    (study,), _ = load_studies(run)
+    design = resolve_design(study, None, None)
+    arms = tables.arms_table(design, 0.9)
+    return study, design, arms
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_factors_are_encoded_by_colour_and_line_style_and_legends_stay_off_the_data(tmp_path: Path) -> None:
+    study, design, arms = _curves_figures(tmp_path)
+    comparisons, _ = tables.comparisons_table(design, tables.Rule(0.1, margin=0.01), None)
+    drawn = {
+        "learning_curves": figures.learning_curves(design, study.epochs, arms, 0.9),
+        "arms": figures.arm_comparison(design, arms, 0.9),
+        "interaction": figures.interaction(design, 0.9),
+        "schedule": figures.schedule(design, study.epochs, arms),
+        "forest": figures.forest(comparisons, design.metric, "simultaneous 95% CI", 0.01),
+    }
+    for name, fig in drawn.items():
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+        assert legends or name == "schedule", name  # one schedule for every arm: nothing to tell apart
+        for legend in legends:
+            for ax in fig.axes:
+                assert not _overlaps(legend.get_window_extent(renderer), ax.get_window_extent(renderer)), name
+    # learning curves: one colour per init scheme, one line style per weight decay
+    lines = [line for line in drawn["learning_curves"].axes[0].get_lines()]
+    order = design.trials.drop_duplicates("arm").set_index("arm").loc[arms["arm"]]
+    assert len(lines) == 4
+    colours = {(init, line.get_color()) for init, line in zip(order[INIT], lines, strict=True)}
+    styles = {(wd, line.get_linestyle()) for wd, line in zip(order[WD], lines, strict=True)}
+    assert len(colours) == 2 and len({c for _, c in colours}) == 2
+    assert len(styles) == 2 and len({s for _, s in styles}) == 2
+    # interaction: the weight decays' intervals at one init scheme are side by side, not on top
+    left = drawn["interaction"].axes[0]
+    xs = np.array([container.lines[0].get_xdata() for container in left.containers], dtype=float)
+    assert xs.shape == (2, 2) and (np.diff(xs, axis=0) > 0.05).all()
+    for fig in drawn.values():
+        plt.close(fig)
+
+
+def test_schedule_leaves_out_what_never_changes(tmp_path: Path) -> None:
+    study, design, arms = _curves_figures(tmp_path)
+    fig = figures.schedule(design, study.epochs, arms)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate", "training resolution (px)"]
+    study.epochs["resolution"] = 64  # progressive resizing off
+    fig = figures.schedule(design, study.epochs, arms)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["learning rate"]
+    study.epochs["lr"] = 0.1  # and a constant learning rate: nothing to draw
+    assert figures.schedule(design, study.epochs, arms) is None
+    plt.close("all")
 
 
 def test_analysis_modules_import_each_other_without_a_circle() -> None:

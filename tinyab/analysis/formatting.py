@@ -47,3 +47,28 @@ def level(value: Any) -> str:
 def percent(fraction: float) -> str:
     """A confidence level as a label: 0.9 -> '90%', 0.98333 -> '98.33%'."""
     return f"{round(100 * fraction, 2):g}%"
+
+
+_QUANTITIES = {
+    "val_top1": "validation top-1",
+    "val_top5": "validation top-5",
+    "train_top1": "training top-1",
+    "val_loss": "validation loss",
+    "train_loss": "training loss",
+    "lr": "learning rate",
+    "resolution": "training resolution (px)",
+    "epochs_run": "epochs run",
+    "wall_seconds": "wall-clock seconds",
+    "images_per_s": "images per second",
+}
+
+
+def quantity(name: str) -> str:
+    """A records column as an axis label: 'best_val_top1' -> 'best validation top-1'.
+
+    Figures go into papers, where a column name reads as a typo; unknown names lose their underscores.
+    """
+    for prefix in ("best_", "final_"):
+        if name.startswith(prefix) and name.removeprefix(prefix) in _QUANTITIES:
+            return f"{prefix[:-1]} {_QUANTITIES[name.removeprefix(prefix)]}"
+    return _QUANTITIES.get(name, name.replace("_", " "))

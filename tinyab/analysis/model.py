@@ -41,12 +41,13 @@ class Table:
 
 @dataclass(frozen=True)
 class FigureFile:
-    """One saved figure: its stem, caption and the two files."""
+    """One saved figure: its stem, caption and its files (PNG for HTML, SVG and PDF for papers)."""
 
     name: str
     caption: str
     png: Path
     svg: Path
+    pdf: Path
 
 
 @dataclass
