@@ -96,8 +96,12 @@ def test_each_failure_names_its_cause_and_the_ways_forward(server, tmp_path, cap
         missing: "the server answered HTTP 404 Not Found",
         refused: "Connection refused",
         no_file: "No such file or directory",
-        "mirror.zip": "unknown url type: 'mirror.zip'",
     }
+    assert (
+        _failure("mirror.zip", tmp_path / "d")
+        == "--url mirror.zip: expected an http://, https:// or file:// URL"
+    )
+    assert not (tmp_path / "d").exists()  # refused before anything is created
     for url, cause in expected.items():
         assert _failure(url, tmp_path / "d") == f"download of {url} failed: {cause}{WAYS}"
         assert f"downloading a Tiny ImageNet archive (~237 MB zip, ~0.5 GB extracted) from {url} to " in (

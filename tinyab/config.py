@@ -45,7 +45,7 @@ class ModelConfig:
 
     arch: Literal["resnet_small", "resnet18", "resnet34", "resnet50", "seed_net1", "seed_net2"] = "resnet18"
     stem: Literal["cifar", "imagenet"] = "imagenet"
-    width: float = field(1.0, check=_positive, expect="a positive number")
+    width: float = field(1.0, check=lambda v: 0 < v <= 16, expect="a number in (0, 16]")
     dropout: float = field(0.0, check=_fraction, expect="a number in [0, 1)")
     block_dropout: float = field(0.0, check=_fraction, expect="a number in [0, 1)")
 
@@ -66,7 +66,7 @@ class OptimConfig:
     """Optimiser and weight decay."""
 
     name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = field(0.1, check=_positive, expect="a positive number")
+    lr: float = field(0.1, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
     momentum: float = field(0.9, check=_fraction, expect="a number in [0, 1)")
     nesterov: bool = True
     weight_decay: float = field(5e-4, check=_non_negative, expect="a number >= 0")
@@ -79,8 +79,8 @@ class ScheduleConfig:
     CLR uses ``base_lr`` and ``max_lr``."""
 
     name: Literal["constant", "clr", "one_cycle", "cosine", "step"] = "cosine"
-    base_lr: float = field(0.001, check=_positive, expect="a positive number")
-    max_lr: float = field(0.1, check=_positive, expect="a positive number")
+    base_lr: float = field(0.001, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
+    max_lr: float = field(0.1, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
     step_size: float = field(2.0, check=_positive, expect="a positive number")
     step_unit: Literal["epochs", "iterations"] = "epochs"
     mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
@@ -102,7 +102,7 @@ class AugmentConfig:
     """Batch augmentation on the training device; each part can be switched off."""
 
     crop: Literal["none", "pad", "random_resized"] = "pad"
-    pad: int = field(4, check=_non_negative, expect="an integer >= 0")
+    pad: int = field(4, check=lambda v: 0 <= v <= 32, expect="an integer in 0..32 (pixels at 64 px)")
     min_scale: float = field(0.35, check=lambda v: 0 < v <= 1, expect="a number in (0, 1]")
     flip: bool = True
     color_jitter: float = field(0.0, check=lambda v: 0 <= v <= 1, expect="a number in [0, 1]")
@@ -116,16 +116,33 @@ def _valid_phases(phases: list) -> bool:
     return all(isinstance(p, list) and len(p) == 2 for p in phases)
 
 
+def _px(v: int) -> bool:
+    return 1 <= v <= 64
+
+
 @dataclass
 class Recipe:
     """One complete training run. ``resolution`` is a list of ``[epochs, px]`` phases; after the
-    last phase training continues at its size. Evaluation is always at 64 px."""
+    last phase training continues at its size.
+
+    Evaluation (the whole validation subset, unaugmented): ``eval_px`` is its image size; null means
+    the px of the phase just trained, and the last phase's px after the final epoch (so a recipe
+    stopped inside an early phase still ends at its target size). ``eval_every`` evaluates after
+    every n-th epoch (1-based epochs n, 2n, ...) and always after the final one; an epoch not
+    evaluated reports ``None`` for ``val_loss``, ``val_top1``, ``val_top5`` and ``eval_px``, and
+    neither the best checkpoint nor a pruner sees it. ``eval_precision``: ``auto`` is bf16 autocast on
+    CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), float32 elsewhere."""
 
     name: str = "custom"
     description: str = ""
     epochs: int = field(15, check=_positive, expect="a positive integer")
     batch_size: int = field(128, check=_positive, expect="a positive integer")
     eval_batch_size: int = field(500, check=_positive, expect="a positive integer")
+    eval_px: int | None = field(
+        None, check=_px, expect="an integer in 1..64, or null (the px of the phase being trained)"
+    )
+    eval_every: int = field(1, check=_positive, expect="a positive integer (evaluate every n-th epoch)")
+    eval_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     seed: int = field(0, check=_non_negative, expect="an integer >= 0")
     resolution: list[list[int]] = field(
         default_factory=lambda: [[1, 64]], check=_valid_phases, expect="a list of [epochs, px] pairs"
@@ -160,14 +177,49 @@ def recipe_names() -> list[str]:
     return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
 
 
+MAX_YAML_BYTES = 1_000_000  # a study or recipe is a few kB; anything this large is a mistake
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses aliases (a few lines of ``*a`` can expand to gigabytes) and
+    duplicate keys (YAML lets the last one win silently)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases (*name) are not accepted; write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        for key_node, key in zip((k for k, _ in node.value), keys, strict=True):
+            if keys.count(key) > 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path | str, text: str | None = None) -> Any:
-    """Parse YAML safely; a syntax error becomes one line naming the file and the line."""
+    """Parse YAML safely; a syntax error, an alias, a duplicate key, a file that is a folder, too
+    large or not UTF-8 becomes one line naming the file (and the line)."""
     try:
         if text is None:
-            text = Path(path).read_text()
-        return yaml.safe_load(text)
+            file = Path(path)
+            if file.is_file() and file.stat().st_size > MAX_YAML_BYTES:
+                raise ConfigError(f"{path}: {file.stat().st_size:,} bytes; a YAML file here is at most 1 MB")
+            text = file.read_text(encoding="utf-8")
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no Python objects
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a YAML file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from tinyab.errors import UserError
+
 
 def current_umask() -> int:
     """The process umask, read from /proc where Linux offers it: ``os.umask`` can only be read by
@@ -48,3 +50,22 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """A folder the command will write into, checked before any work: it must be a folder (or not exist
+    yet) and its nearest existing ancestor must take a file. Nothing is left behind by the check."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is not a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as err:
+        raise UserError(f"{flag} {path}: cannot write in {ancestor} ({err.strerror})") from None
+    return path

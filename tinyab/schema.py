@@ -68,6 +68,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in get_args(tp):
             return None  # null for an optional section means "none", not a section of defaults
+        sections = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
+        if isinstance(value, dict) and len(sections) == 1:
+            return from_dict(sections[0], value, where)  # its own field's error, not "expected a mapping"
         for arg in get_args(tp):
             try:
                 return _convert(value, arg, where)

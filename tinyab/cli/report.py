@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tinyab.cli import example
 from tinyab.errors import UserError
+from tinyab.io import check_output_dir
 
 FORMATS = ("md", "csv", "latex", "html")
 
@@ -67,6 +68,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"--alpha {args.alpha}: expected a number between 0 and 1")
     if args.margin is not None and not 0 < args.margin < float("inf"):
         raise UserError(f"--margin {args.margin}: expected a positive number")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     options = Options(
         metric=args.metric,
         by=args.by,

@@ -10,6 +10,7 @@ from pathlib import Path
 from tinyab.cli import example
 from tinyab.config import load_recipe, parse_overrides, recipe_names, recipe_source
 from tinyab.errors import UserError
+from tinyab.io import check_output_dir
 
 DEFAULT_TRAIN_RESULTS = Path("results") / "train"
 
@@ -29,8 +30,25 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
 
 
+def check_device(spec: str | None) -> None:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and only a device this machine has."""
+    if spec is None:
+        return
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", spec):
+        raise UserError(f"--device {spec}: expected cpu, cuda, cuda:N or mps")
+    import torch
+
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {spec}: no CUDA device is visible here (use --device cpu)")
+    if spec.startswith("cuda:") and int(spec[5:]) >= torch.cuda.device_count():
+        raise UserError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if spec == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: no Apple GPU is visible here (use --device cpu)")
+
+
 def prepare_out_dir(out: Path, resume: bool) -> Path:
     """Refuse to mix a new run into a folder that already holds one (unless resuming it)."""
+    check_output_dir(out, "--out")
     if not resume and any((out / name).exists() for name in ("result.json", "epochs.csv")):
         raise UserError(f"{out}: already holds a training run; choose another --out or pass --resume")
     return out
@@ -54,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise UserError("--resume: pass --out DIR, the run folder to continue")
     recipe = load_recipe(args.recipe, parse_overrides(args.overrides), seed=args.seed)
+    check_device(args.device)
     out = prepare_out_dir(Path(args.out), args.resume) if args.out else default_out_dir(recipe.name)
     print(
         f"recipe {recipe.name}: {recipe.model.arch}, {recipe.epochs} epochs, seed {recipe.seed}", flush=True
@@ -80,6 +99,12 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tinyab.train.lr_find import lr_find
 
     recipe = load_recipe(args.recipe, parse_overrides(args.overrides), seed=args.seed)
+    check_device(args.device)
+    if not 0 < args.min_lr < args.max_lr < float("inf"):
+        raise UserError(f"--min-lr {args.min_lr} --max-lr {args.max_lr}: expected 0 < min-lr < max-lr")
+    if args.steps < 10:
+        raise UserError(f"--steps {args.steps}: expected at least 10 mini-batches")
+    check_output_dir(args.out, "--out")
     result = lr_find(
         recipe,
         data=args.data,

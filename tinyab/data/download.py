@@ -26,6 +26,7 @@ from tinyab.data.layout import ROOT_NAME, open_dataset
 from tinyab.data.locate import default_dataset_dir, resolve_data_path
 from tinyab.data.progress import progress_bar
 from tinyab.errors import DataError
+from tinyab.io import check_output_dir
 
 OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 # the official zip is 248,100,043 bytes; extracted, its 120,203 files take ~0.5 GB of 4 KiB blocks
@@ -157,12 +158,16 @@ def download(dest_dir: str | Path, url: str = OFFICIAL_URL, progress: bool = Tru
     An existing folder there is returned as it is. Before fetching, one line on stderr says what, how
     large, from where and to where (``why`` prefixes it); a failure's message ends with the ways forward.
     """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise DataError(f"--url {url}: expected an http://, https:// or file:// URL")
     dest_dir = Path(dest_dir).expanduser()
     final = dest_dir / ROOT_NAME
     if (final / "wnids.txt").is_file():
         return final
     if final.exists():
         raise DataError(f"{final}: exists but is not a dataset folder (no wnids.txt); remove it first")
+    check_output_dir(dest_dir, "--dir")
     dest_dir.mkdir(parents=True, exist_ok=True)
     archive = dest_dir / f"{ROOT_NAME}.zip"
     what = "the official Tiny ImageNet archive" if url == OFFICIAL_URL else "a Tiny ImageNet archive"

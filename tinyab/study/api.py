@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyab.errors import UserError
+from tinyab.io import check_output_dir
 from tinyab.study import catalog
 from tinyab.study.budget import ablation_budget, images_per_epoch, seed_plan
 from tinyab.study.plan import search_plan, tune_plan
@@ -60,6 +61,7 @@ def choose_profile(requested: str, profiles: list[str]) -> tuple[str | None, str
 
 def _prepare(kind: catalog.Kind, request: RunRequest, out: Printer) -> tuple[Any, str, str, Path, str | None]:
     """Load the study and pick its run folder and dataset: (study, profile, source, run_dir, data)."""
+    check_output_dir(request.results, "--results")
     path = catalog.locate(kind, request.name)
     profile, why = choose_profile(request.profile, catalog.profiles_of(path))
     study = catalog.load(kind, path, profile, request.overrides)
