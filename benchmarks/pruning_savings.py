@@ -1,14 +1,18 @@
-"""Epochs saved by Optuna's pruner in a real search on the mini data, and what it costs in accuracy.
+"""Epochs saved by Optuna's pruners in a real search on the mini data, and what they cost in accuracy.
 
-One study (the ``smoke`` recipe, learning rate and weight decay sampled over wide ranges) runs twice in
-one Ray session, with the same seeded random sampler so both runs train the same configurations: once
-without pruning, once with Optuna's median (or percentile) pruner within the arm, after a warm-up.
-Reported: total epochs run and best val top-1 of each, the share of epochs saved (target >= 40%) and the
-gap in best val top-1 (target within 1 point). ``--pruner percentile --percentile 25`` keeps only the
-trials in the top quarter of their arm.
+One study (the ``smoke`` recipe for 10 epochs, learning rate and weight decay sampled over wide ranges)
+runs once without pruning and once with each pruner asked for, in one Ray session, with the same seeded
+random sampler so every run trains the same configurations. For each pruner: total epochs with and
+without, the share saved (target >= 50%) and the best val top-1 of the completed trials with and without
+(target: within 1 point). Then ``tinyab report``'s pruning audit of the same records: each pruner
+replayed on the unpruned run's complete curves (trial-id order, and the chance that the best trial is
+stopped wherever it comes), beside what it did in the real run. The defaults are the rule the shipped
+one-cycle study follows (docs/studies.md, "Choosing a pruner") at this recipe's 10 epochs: successive
+halving at epochs 6 and 8, nothing judged before the learning rate has fallen to about half its peak.
 
-    python benchmarks/pruning_savings.py --samples 10 --epochs 10
-    python benchmarks/pruning_savings.py --pruner percentile --percentile 25
+    python benchmarks/pruning_savings.py --samples 20
+    python benchmarks/pruning_savings.py --samples 20 --pruner successive_halving percentile median
+    python benchmarks/pruning_savings.py --keep /tmp/savings   # then: tinyab report /tmp/savings
 """
 
 from __future__ import annotations
@@ -20,22 +24,33 @@ from pathlib import Path
 
 from common import add_data_argument
 
+from tinyab.analysis.pruning import audit_table, describe
+from tinyab.analysis.render import markdown_table
+from tinyab.records.reader import load_studies
 from tinyab.study.plan import search_plan
 from tinyab.study.ray_runtime import ray_session
 from tinyab.study.run import RunOptions, run_study
 from tinyab.study.spec import SearchStudy, build_study
 
+TARGET_SAVED, TARGET_GAP = 0.50, 1.0
 
-def pruner_config(name: str, warmup: int, percentile: float) -> dict:
-    options = {"n_startup_trials": 3}
-    if name == "percentile":
-        options["percentile"] = percentile
-    return {"name": name, "warmup_epochs": warmup, "options": options} if name != "none" else {"name": "none"}
+
+def pruner_config(name: str, args: argparse.Namespace) -> dict:
+    """The study's ``pruner:`` for one of the benchmark's pruners (no startup trials unless asked)."""
+    if name == "none":
+        return {"name": "none"}
+    if name == "successive_halving":
+        options = {"min_resource": args.min_resource, "reduction_factor": args.reduction_factor}
+    else:
+        options = {"n_startup_trials": args.startup}
+        if name == "percentile":
+            options["percentile"] = args.percentile
+    return {"name": name, "warmup_epochs": args.warmup, "options": options}
 
 
 def study(samples: int, epochs: int, pruner: dict) -> dict:
     return {
-        "name": f"savings_{pruner['name']}",
+        "name": "pruning_savings",  # one name for every run: the report pools them and audits each
         "question": "How many epochs does pruning save, and at what cost?",
         "recipe": "smoke",
         "overrides": {"epochs": epochs},
@@ -57,40 +72,57 @@ def summarise(run_dir: Path) -> tuple[int, float, str]:
         rows = sorted(csv.DictReader(f), key=lambda r: r["trial_id"])
     epochs = sum(int(r["epochs_run"]) for r in rows)
     best = max(float(r["best_val_top1"]) for r in rows if r["status"] == "completed")
-    runs = " ".join(r["epochs_run"] + ("p" if r["status"] == "pruned" else "") for r in rows)
-    return epochs, best, f"epochs by trial (p = pruned): {runs}"
+    marks = {"pruned": "p", "diverged": "d", "failed": "f"}
+    runs = " ".join(r["epochs_run"] + marks.get(r["status"], "") for r in rows)
+    return epochs, best, runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
-    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--pruner", choices=["median", "percentile"], default="median")
     parser.add_argument(
-        "--percentile", type=float, default=25.0, help="percentile pruner: keep trials in the top N%%"
+        "--pruner",
+        nargs="+",
+        choices=["successive_halving", "percentile", "median"],
+        default=["successive_halving"],
     )
+    parser.add_argument("--warmup", type=int, default=5, help="epochs never pruned (one-cycle peak: 2.5)")
+    parser.add_argument("--startup", type=int, default=0, help="n_startup_trials (median, percentile)")
+    parser.add_argument("--percentile", type=float, default=25.0, help="percentile: keep the top N%%")
+    parser.add_argument("--min-resource", type=int, default=4, help="successive halving: first rung")
+    parser.add_argument("--reduction-factor", type=int, default=2, help="successive halving: keep 1/N")
+    parser.add_argument("--keep", type=Path, help="write the records here instead of a temporary folder")
     args = parser.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as folder, ray_session(dashboard=False) as info:
-        print(f"ray: {info.resources.get('CPU', 0):g} CPU")
-        for pruner in ("none", args.pruner):
-            config = pruner_config(pruner, args.warmup, args.percentile)
-            spec = build_study(
-                SearchStudy, study(args.samples, args.epochs, config), Path("pruning.py"), None
-            )
+    results, configs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp, ray_session(dashboard=False) as info:
+        root = args.keep or Path(tmp)
+        print(f"ray: {info.resources.get('CPU', 0):g} CPU; records in {root}")
+        for name in ("none", *args.pruner):
+            configs[name] = pruner_config(name, args)
+            fields = study(args.samples, args.epochs, configs[name])
+            spec = build_study(SearchStudy, fields, Path("pruning_savings.py"), None)
             options = RunOptions("default", "pruning_savings.py", data=args.data, out=lambda _: None)
             plan = search_plan(spec, "default", "pruning_savings.py")
-            outcome = run_study(plan, Path(folder) / pruner, info, options)
-            results[pruner] = summarise(outcome.run_dir)
-    (full_epochs, full_best, full_status), (epochs, best, status) = results["none"], results[args.pruner]
-    kind = f"percentile pruner ({args.percentile:g})" if args.pruner == "percentile" else "median pruner"
-    print(f"{args.samples} configurations x {args.epochs} epochs, {kind} after {args.warmup} epochs")
-    print(f"without pruning: {full_epochs} epochs, best val top-1 {full_best:.4f}  {full_status}")
-    print(f"with pruning:    {epochs} epochs, best val top-1 {best:.4f}  {status}")
-    saved, gap = 1 - epochs / full_epochs, 100 * (best - full_best)
-    print(f"epochs saved: {saved:.1%}; best val top-1 difference: {gap:+.2f} points")
+            outcome = run_study(plan, root / "pruning_savings" / name, info, options)
+            results[name] = summarise(outcome.run_dir)
+        full_epochs, full_best, full_runs = results["none"]
+        print(f"\n{args.samples} configurations x {args.epochs} epochs (lr, weight decay random), one arm")
+        print(f"without pruning: {full_epochs} epochs, best val top-1 {full_best:.4f}")
+        print(f"  epochs by trial (p pruned, d diverged): {full_runs}")
+        for name in args.pruner:
+            epochs, best, runs = results[name]
+            saved, gap = 1 - epochs / full_epochs, round(100 * (best - full_best), 6)
+            met = saved >= TARGET_SAVED and abs(gap) <= TARGET_GAP
+            print(f"\n{describe(configs[name])}")
+            print(f"  epochs {full_epochs} -> {epochs}: {saved:.1%} saved (target >= {TARGET_SAVED:.0%})")
+            print(f"  best val top-1 {full_best:.4f} -> {best:.4f}: {gap:+.2f} points (target within 1)")
+            print(f"  targets {'met' if met else 'NOT met'}; epochs by trial: {runs}")
+        (records,), _ = load_studies(root / "pruning_savings")
+        table, _ = audit_table(records)
+        assert table is not None
+        print(f"\n{table.title} (tinyab report)\n{markdown_table(table.shown)}\n{table.note}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """`tinyab report`: records -> tables, figures and verdicts; every file written atomically.
 
 ``report(path, options)`` loads every study under ``path``, builds one :class:`StudyReport` per study and
-writes its CSV tables, figures (PNG + SVG), ``report.md``, ``report.tex`` and a self-contained
-``report.html`` to the output folder.
+writes its CSV tables, figures (PNG, SVG and PDF), ``report.md``, ``report.tex`` (a fragment to
+``\\input``), ``report_standalone.tex`` (compiles by itself) and a self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from tinyab.analysis import figures, render, tables
 from tinyab.analysis.design import Design, resolve_design
 from tinyab.analysis.formatting import cell, percent
 from tinyab.analysis.model import Options, StudyReport, Table
+from tinyab.analysis.pruning import add_pruning_audit
 from tinyab.io import atomic_write_text
 from tinyab.records.reader import StudyRecords, load_studies
 from tinyab.sequential import seeds_for_power
 
 MAX_VERDICTS = 12
-TABLE_KEYS = ("arms", "ablation", "comparisons", "anova", "isolation", "importance", "per_class")
+TABLE_KEYS = (
+    "arms", "ablation", "comparisons", "anova", "isolation", "pruning_audit", "importance", "per_class",
+)  # fmt: skip
 FIGURE_NAMES = ("learning_curves", "arms", "interaction", "schedule", "pruning", "forest")
 
 
@@ -175,6 +178,7 @@ def build_report(study: StudyRecords, options: Options, out_dir: Path) -> StudyR
     isolation = tables.isolation_table(study, design)
     if isolation is not None:
         report.tables.append(Table("isolation", "Sampled hyperparameters by bucket (descriptive)", isolation))
+    add_pruning_audit(study, report)
     _importance(study, options, report)
     per_class = tables.per_class_table(study, design, arms)
     if per_class is not None:
@@ -206,17 +210,40 @@ def _figures(
     out_dir: Path,
     report: StudyReport,
 ) -> None:
-    """Draw and save every figure that applies; the tables' intervals where they exist, else at 1 − α."""
+    """Draw and save every figure that applies; the tables' intervals where they exist, else at 1 − α.
+
+    Captions say what is drawn and at which level, as a paper's caption would."""
     confidence = 1 - rule.alpha
+    level = percent(confidence)
     interval = rule.interval(max(len(comparisons), 1))
     curves = figures.learning_curves(design, study.epochs, arms, confidence)
     made = [
-        ("learning_curves", "Learning curves", curves),
-        ("arms", "Arm comparison", figures.arm_comparison(design, arms, confidence)),
-        ("interaction", "Interaction", figures.interaction(design, confidence)),
-        ("schedule", "Schedule: learning rate and resolution", figures.schedule(design, study.epochs, arms)),
-        ("pruning", "Pruning overview", figures.pruning(design, study.epochs)),
-        ("forest", "Comparisons", figures.forest(comparisons, design.metric, interval, rule.margin)),
+        ("learning_curves", f"Learning curves: mean and {level} CI over seeds per arm", curves),
+        (
+            "arms",
+            f"Per arm: every seed and the mean with its {level} CI",
+            figures.arm_comparison(design, arms, confidence),
+        ),
+        (
+            "interaction",
+            f"Interaction of the first two factors: mean and {level} CI, and the means as a heatmap",
+            figures.interaction(design, confidence),
+        ),
+        (
+            "schedule",
+            "Schedule per epoch (a quantity that never changes is left out)",
+            figures.schedule(design, study.epochs, arms),
+        ),
+        (
+            "pruning",
+            "Pruning: validation curves of completed and pruned trials",
+            figures.pruning(design, study.epochs),
+        ),
+        (
+            "forest",
+            f"Comparisons: each difference with the interval its verdict rests on ({interval})",
+            figures.forest(comparisons, design.metric, interval, rule.margin),
+        ),
     ]
     for name, caption, fig in made:
         if fig is not None:
@@ -232,11 +259,12 @@ def write_outputs(report: StudyReport) -> None:
     # a previous report into the same folder may have had tables or figures this one has not
     stale = [f"{k}.csv" for k in set(TABLE_KEYS) - {t.key for t in report.tables}]
     drawn = {f.name for f in report.figures}
-    stale += [f"{n}.{ext}" for n in FIGURE_NAMES if n not in drawn for ext in ("png", "svg")]
+    stale += [f"{n}.{ext}" for n in FIGURE_NAMES if n not in drawn for ext in ("png", "svg", "pdf")]
     for name in stale:
         (out / name).unlink(missing_ok=True)
     atomic_write_text(out / "report.md", render.to_markdown(report))
     atomic_write_text(out / "report.tex", render.to_latex(report))
+    atomic_write_text(out / "report_standalone.tex", render.to_latex_standalone(report))
     atomic_write_text(out / "report.html", render.to_html(report))
 
 

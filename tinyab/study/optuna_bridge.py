@@ -79,7 +79,7 @@ def _check(cls: Any, label: str, options: dict[str, Any], where: str) -> None:
             hint = suggest(key, valid) or (f"; valid: {', '.join(valid)}" if valid else "; it takes none")
             raise ConfigError(f"{where}.{key}: not an option of the {label}{hint}")
         default = params[key].default
-        kind = type(default) if isinstance(default, (bool, int, float, str)) else None
+        kind = type(default) if isinstance(default, (bool, int, float)) else None  # str defaults: sentinels
         numeric = kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
         if kind is not None and not isinstance(value, kind) and not (kind is float and numeric):
             raise ConfigError(
