@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats as sps
 from statsmodels.stats.meta_analysis import effectsize_smd
 from statsmodels.stats.multitest import multipletests
@@ -255,6 +256,7 @@ def test_a_sequential_run_is_judged_on_the_repeated_interval_of_its_decisive_loo
             rows.append({"trial_id": f"{arm}{s}", "status": "completed", "seed": s, KEY: arm,
                          "best_val_top1": mu + rng.normal(0, 0.002)})  # fmt: skip
     spec = {**SPEC, "seeds": [0, 1, 2], "margin": 0.02, "sequential": {"step": 2, "max_seeds": 9}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(spec))
     study = StudyRecords("seq", [tmp_path], spec, pd.DataFrame(rows), None, None, [], None)
     report = build_report(study, Options(figures=False), tmp_path / "out")
     table = next(t.frame for t in report.tables if t.key == "comparisons").iloc[0]

@@ -66,7 +66,7 @@ class OptimConfig:
     """Optimiser and weight decay."""
 
     name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = field(0.1, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
+    lr: float = field(0.1, check=lambda v: 0 < v <= 1000, expect="a number in (0, 1000]")
     momentum: float = field(0.9, check=_fraction, expect="a number in [0, 1)")
     nesterov: bool = True
     weight_decay: float = field(5e-4, check=_non_negative, expect="a number >= 0")
@@ -79,8 +79,8 @@ class ScheduleConfig:
     CLR uses ``base_lr`` and ``max_lr``."""
 
     name: Literal["constant", "clr", "one_cycle", "cosine", "step"] = "cosine"
-    base_lr: float = field(0.001, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
-    max_lr: float = field(0.1, check=lambda v: 0 < v <= 10, expect="a number in (0, 10]")
+    base_lr: float = field(0.001, check=lambda v: 0 < v <= 1000, expect="a number in (0, 1000]")
+    max_lr: float = field(0.1, check=lambda v: 0 < v <= 1000, expect="a number in (0, 1000]")
     step_size: float = field(2.0, check=_positive, expect="a positive number")
     step_unit: Literal["epochs", "iterations"] = "epochs"
     mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
