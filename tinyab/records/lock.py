@@ -19,7 +19,8 @@ from tinyab.errors import UserError
 LOCK = "driver.lock"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (on this host)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +55,7 @@ def run_lock(run_dir: Path, out: Callable[[str], None] = print) -> Iterator[None
             raise UserError(
                 f"{path}: held by PID {pid} on host {host}; if that driver is gone, delete the file"
             )
-        if pid > 0 and _alive(pid):
+        if pid > 0 and pid_alive(pid):
             since = time.strftime("%H:%M:%S", time.localtime(holder.get("started", 0)))
             raise UserError(f"{run_dir}: held by PID {pid} on {host} since {since}; wait for it or stop it")
         out(f"note: {path} was left by PID {pid}, which is gone; taking the run over")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyab.errors import UserError
+from tinyab.records.lock import pid_alive
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DASHBOARD_PORT = 8265
@@ -81,16 +82,6 @@ def _short_temp_dir() -> str:
     return folder
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def session_processes(folder: Path) -> list[int]:
     """PIDs of the processes of a local Ray session: its temp dir is in their command line or among
     their open files (the agents rename themselves, ``ray::DashboardAgent``, but keep their logs open)."""
@@ -122,7 +113,7 @@ def reap_orphans(base: Path = Path("/tmp")) -> list[str]:
             owner = int((folder / DRIVER_PID).read_text())
         except (OSError, ValueError):
             continue  # not ours, or being created
-        if _pid_alive(owner):
+        if pid_alive(owner):
             continue
         pids = session_processes(folder)
         for pid in pids:
