@@ -15,17 +15,15 @@ Needs torch and torchvision only (no Ray, no Optuna): it runs on a GPU machine a
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from common import add_data_argument
+from common import add_data_argument, timed_steps, tinyab_batches
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
@@ -33,29 +31,6 @@ from tinyab.config import load_recipe
 from tinyab.data import Batch
 from tinyab.data.batches import IMAGENET_MEAN, IMAGENET_STD
 from tinyab.train.engine import Trainer, build_trainer
-
-
-def timed_steps(trainer: Trainer, batches, steps: int, warmup: int) -> float:
-    """Images/s over ``steps`` optimiser steps after ``warmup`` steps, data loading included."""
-    trainer.model.train()
-    seen = 0
-    start = 0.0
-    for i, batch in enumerate(batches):
-        if i == warmup:
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
-            start, seen = time.perf_counter(), 0
-        trainer.train_step(batch)
-        seen += batch.labels.numel()
-        if i + 1 == warmup + steps:
-            break
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - start)
-
-
-def tinyab_batches(trainer: Trainer, px: int) -> Iterator[Batch]:
-    return itertools.chain.from_iterable(trainer.batches(px, augment_on=True) for _ in itertools.count())
 
 
 def torchvision_batches(root: Path, trainer: Trainer, px: int, workers: int):
@@ -88,9 +63,16 @@ def torchvision_batches(root: Path, trainer: Trainer, px: int, workers: int):
             yield Batch(images=images, labels=labels.to(trainer.device, non_blocking=True), mix=None)
 
 
-def extract_train_split(zip_path: Path, target: Path) -> Path:
+def extract_train_split(zip_path: Path, target: Path, classes: int | None = None) -> Path:
+    """The train JPEGs extracted under ``target`` (only the first ``classes`` of ``wnids.txt`` when
+    given); returns the dataset's top folder, with ``train/<wnid>/images/*.JPEG`` as ImageFolder reads."""
     with zipfile.ZipFile(zip_path) as archive:
-        members = [m for m in archive.namelist() if "/train/" in m and not m.endswith("/")]
+        names = archive.namelist()
+        members = [m for m in names if "/train/" in m and not m.endswith("/")]
+        if classes is not None:
+            (wnids_file,) = (n for n in names if n.endswith("wnids.txt"))
+            wanted = set(archive.read(wnids_file).decode().split()[:classes])
+            members = [m for m in members if m.split("/train/")[1].split("/")[0] in wanted]
         archive.extractall(target, members=[m for m in members if not m.startswith("/") and ".." not in m])
     return target / "tiny-imagenet-200"
 

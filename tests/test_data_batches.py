@@ -186,3 +186,22 @@ def test_augment_off_disables_crop_flip_jitter_and_mixing(images):
     batch = one_batch(images, cfg, augment_on=False)
     assert batch.mix is None
     torch.testing.assert_close(batch.images, reference(images[batch.labels]), atol=1e-5, rtol=0)
+
+
+def test_resize_once_equals_resizing_every_batch_and_eval_batches_take_px(images):
+    from tinyab.data.batches import resize_uint8
+
+    small = resize_uint8(images, 32)
+    assert small.shape == (64, 32, 32, 3) and small.dtype == torch.uint8 and small.is_contiguous()
+    assert resize_uint8(images, 64) is images  # nothing to do at the stored size
+    labels = torch.arange(64)
+    once = torch.cat([b.images for b in eval_batches(small, labels, batch_size=24)])
+    per_batch = torch.cat([b.images for b in eval_batches(images, labels, batch_size=24, px=32)])
+    assert torch.equal(once, per_batch)  # on CPU both are the same uint8 resize
+    assert once.is_contiguous(memory_format=torch.channels_last)
+    # and the same resize as the training batches without augmentation
+    plain = one_batch(images, PLAIN, px=32, batch_size=64)
+    assert torch.equal(plain.images, once[plain.labels])
+    src = images.permute(0, 3, 1, 2).float()
+    expected = (F.interpolate(src, size=(32, 32), mode="bilinear", antialias=True) / 255 - MEAN) / STD
+    assert (once - expected).abs().max() <= 1.01 / 255 / min(IMAGENET_STD)

@@ -62,7 +62,7 @@ def test_on_epoch_stop_ends_the_run(mini_zip):
 
 def test_nan_loss_ends_with_status_diverged(mini_zip):
     recipe = load_recipe(
-        "smoke", {"epochs": 4, "optim": {"lr": 1.0e6, "weight_decay": 0}, "schedule": {"name": "constant"}}
+        "smoke", {"epochs": 4, "optim": {"lr": 1000.0, "weight_decay": 0}, "schedule": {"name": "constant"}}
     )
     result = train(recipe, data=mini_zip, progress=False)
     assert result.status == "diverged"
@@ -109,3 +109,105 @@ def test_resume_continues_exactly_where_it_stopped(mini_zip, tmp_path):
     assert resumed.status == "completed" and resumed.epochs_run == 4
     assert stable(resumed.history) == stable(straight.history)
     assert list(pd.read_csv(out / "epochs.csv")["epoch"]) == [1, 2, 3, 4]
+
+
+# --- evaluation: resolution, schedule, precision ------------------------------------------------
+
+
+def test_eval_px_defaults_to_the_phase_trained_and_the_last_phase_at_the_end(mini_zip):
+    recipe = load_recipe("smoke", {"epochs": 3, "resolution": [[1, 16], [1, 24], [5, 48]]})
+    result = train(recipe, data=mini_zip, progress=False)
+    # epoch 3 trains in the last phase anyway; a run cut short inside an earlier phase ends at 48
+    assert [m["resolution"] for m in result.history] == [16, 24, 48]
+    assert [m["eval_px"] for m in result.history] == [16, 24, 48]
+    short = load_recipe("smoke", {"epochs": 2, "resolution": [[1, 16], [2, 24], [1, 48]]})
+    history = train(short, data=mini_zip, progress=False).history
+    assert [(m["resolution"], m["eval_px"]) for m in history] == [(16, 16), (24, 48)]
+
+
+def test_explicit_eval_px_is_used_after_every_epoch(mini_zip):
+    recipe = load_recipe("smoke", {"epochs": 2, "resolution": [[1, 16], [1, 32]], "eval_px": 40})
+    result = train(recipe, data=mini_zip, progress=False)
+    assert [m["eval_px"] for m in result.history] == [40, 40]
+    assert all(0 <= m["val_top1"] <= m["val_top5"] <= 1 for m in result.history)
+
+
+def test_eval_every_evaluates_those_epochs_and_the_last_and_the_best_uses_only_them(mini_zip, tmp_path):
+    out = tmp_path / "run"
+    recipe = load_recipe("smoke", {"epochs": 5, "eval_every": 2})
+    seen = []
+    result = train(recipe, seen.append, data=mini_zip, out_dir=out, progress=False)
+    evaluated = [m["epoch"] for m in result.history if m["val_top1"] is not None]
+    assert evaluated == [2, 4, 5]
+    for m in result.history:
+        if m["epoch"] not in evaluated:  # an epoch row without an evaluation: val keys present, None
+            assert all(m[k] is None for k in ("val_loss", "val_top1", "val_top5", "eval_px"))
+            assert math.isfinite(m["train_loss"]) and m["resolution"] == 32
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4, 5] and seen == result.history
+    scores = {m["epoch"]: m["val_top1"] for m in result.history if m["epoch"] in evaluated}
+    assert result.best_epoch in evaluated and result.best_val_top1 == max(scores.values())
+    assert result.final_val_top1 == scores[5]
+    # records: empty cells (NaN in pandas) for the epochs not evaluated; the best checkpoint is evaluated
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert epochs["val_top1"].isna().tolist() == [True, False, True, False, False]
+    assert ",,," in (out / "epochs.csv").read_text().splitlines()[1]
+    summary = json.loads((out / "result.json").read_text())
+    assert summary["best_epoch"] == result.best_epoch
+    assert torch.load(out / "checkpoints" / "best.pt", weights_only=True)["epoch"] == result.best_epoch
+    trials = pd.read_csv(out / "trials.csv")
+    assert trials["best_epoch"].iloc[0] == result.best_epoch
+    assert trials["best_val_top1"].iloc[0] == pytest.approx(result.best_val_top1)
+
+
+def test_evaluation_does_not_change_training(mini_zip):
+    every = train(load_recipe("smoke", {"epochs": 3}), data=mini_zip, progress=False)
+    sparse = train(load_recipe("smoke", {"epochs": 3, "eval_every": 5}), data=mini_zip, progress=False)
+    at_64 = train(load_recipe("smoke", {"epochs": 3, "eval_px": 64}), data=mini_zip, progress=False)
+    train_keys = ("train_loss", "train_top1", "lr", "resolution")
+    for other in (sparse, at_64):
+        assert [[m[k] for k in train_keys] for m in every.history] == [
+            [m[k] for k in train_keys] for m in other.history
+        ]
+    assert every.history[-1]["val_top1"] == sparse.history[-1]["val_top1"]
+
+
+def test_resume_with_eval_every_continues_the_same_run(mini_zip, tmp_path):
+    recipe = load_recipe("smoke", {"epochs": 4, "eval_every": 3})
+    straight = train(recipe, data=mini_zip, progress=False)
+    out = tmp_path / "run"
+    train(recipe, lambda m: "stop" if m["epoch"] == 2 else None, data=mini_zip, out_dir=out, progress=False)
+    resumed = train(recipe, data=mini_zip, out_dir=out, resume=True, progress=False)
+    assert stable(resumed.history) == stable(straight.history)
+    assert (resumed.best_epoch, resumed.best_val_top1) == (straight.best_epoch, straight.best_val_top1)
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "native", "expected"),
+    [
+        ("auto", "cpu", True, True),
+        ("auto", "cpu", False, False),
+        ("auto", "cuda", False, True),
+        ("float32", "cuda", True, False),
+        ("bfloat16", "cpu", False, True),
+    ],
+)
+def test_eval_precision_chooses_bf16_autocast(monkeypatch, precision, device, native, expected):
+    from tinyab.train import runtime
+
+    monkeypatch.setattr(runtime, "native_bf16_cpu", lambda: native)
+    assert runtime.eval_autocast(precision, torch.device(device)) is expected
+
+
+def test_float32_and_bf16_evaluation_agree(mini_zip):
+    from tinyab.train.engine import build_trainer
+
+    trainer = build_trainer(
+        load_recipe("smoke", {"eval_precision": "float32"}), data=mini_zip, progress=False
+    )
+    for _ in range(2):
+        trainer.train_epoch(0)
+    exact = trainer.evaluate(32)
+    trainer.eval_autocast = True
+    rounded = trainer.evaluate(32)
+    assert exact.px == rounded.px == 32
+    assert abs(exact.top1 - rounded.top1) <= 0.02 and abs(exact.loss - rounded.loss) <= 0.05 * exact.loss

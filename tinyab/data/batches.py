@@ -100,8 +100,29 @@ def train_batches(
         yield _augment_batch(x_uint8, y, idx, px, cfg, generator)
 
 
-def eval_batches(x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> Iterator[Batch]:
-    """The data in order at 64 px, unaugmented; the last batch may be smaller."""
+def resize_uint8(x_uint8: torch.Tensor, px: int) -> torch.Tensor:
+    """uint8 N×H×W×C resized to N×px×px×C (antialiased bilinear), still uint8 and NHWC.
+
+    On CPU this is the resize :func:`to_float` applies (uint8 arithmetic), so images resized once here
+    and converted later equal images converted with ``px`` batch by batch. CUDA has no uint8
+    antialiased resize: there the float result is rounded to uint8 (within half a grey level).
+    """
+    if x_uint8.shape[1] == px and x_uint8.shape[2] == px:
+        return x_uint8
+    images = x_uint8.permute(0, 3, 1, 2)
+    if images.device.type == "cpu":
+        resized = aug.resize(images, px)
+    else:
+        resized = aug.resize(images.float(), px).round_().clamp_(0, 255).to(torch.uint8)
+    return resized.permute(0, 2, 3, 1).contiguous()
+
+
+def eval_batches(
+    x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int, px: int | None = None
+) -> Iterator[Batch]:
+    """The data in order, unaugmented, at ``px`` (default: the images' own size, 64 px for the
+    dataset); the last batch may be smaller. To evaluate at one px many times, resize the whole set
+    once with :func:`resize_uint8` and pass ``px=None``."""
     for start in range(0, len(x_uint8), batch_size):
-        images = to_float(x_uint8[start : start + batch_size])
+        images = to_float(x_uint8[start : start + batch_size], px)
         yield Batch(normalize(images), y[start : start + batch_size])

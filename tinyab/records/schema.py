@@ -17,7 +17,7 @@ Status = Literal["completed", "pruned", "failed", "diverged"]
 STATUSES: tuple[Status, ...] = ("completed", "pruned", "failed", "diverged")
 # The metrics the engine reports for every epoch (accuracies as fractions).
 EPOCH_METRICS = (
-    "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
+    "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "eval_px",
     "lr", "resolution", "seconds", "images_per_s",
 )  # fmt: skip
 # Metrics a study may optimise, and the direction that is better for each.

@@ -25,6 +25,7 @@ TAGS = {
     "train_top1": "top1/train",
     "val_top1": "top1/validation",
     "val_top5": "top5/validation",
+    "eval_px": "schedule/eval_resolution_px",
     "lr": "schedule/learning_rate",
     "resolution": "schedule/resolution_px",
     "seconds": "speed/epoch_seconds",

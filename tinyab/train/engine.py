@@ -5,6 +5,10 @@ tests and the GPU benchmark. It knows nothing of Ray or Optuna; a caller sees ea
 through ``on_epoch`` (every epoch, the diverged one included) and may answer ``"stop"`` to end the run
 early. A search does not prune that way: its trials run on Ray workers, where ``on_epoch`` reports to
 Ray Tune, and the driver's Tune scheduler stops a trial that its arm's pruner rejects.
+
+Evaluation follows the recipe's ``eval_px``, ``eval_every`` and ``eval_precision`` (see
+:class:`tinyab.config.Recipe`): under inference mode, channels_last, on validation images resized once
+per px. An epoch not evaluated still reports its metrics, with ``None`` for :data:`EVAL_KEYS`.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ from torch import nn
 
 from tinyab.config import Recipe
 from tinyab.data import Batch, DatasetArrays, eval_batches, load_arrays, resolve_data_path, train_batches
+from tinyab.data.batches import resize_uint8
 from tinyab.models import apply_init, build_model, count_parameters
 from tinyab.train.checkpoint import load_checkpoint, save_checkpoint
 from tinyab.train.optim import build_optimizer
 from tinyab.train.outputs import RunWriter
 from tinyab.train.resolution import resolution_at
-from tinyab.train.runtime import pick_device, tune_allocator
+from tinyab.train.runtime import eval_autocast, pick_device, tune_allocator
 from tinyab.train.schedules import LRSchedule
 
 EpochCallback = Callable[[dict[str, Any]], "str | None"]
+# The keys of an epoch's metrics that only an evaluated epoch has; ``None`` in the others.
+EVAL_KEYS = ("val_loss", "val_top1", "val_top5", "eval_px")
 
 
 @dataclass
@@ -60,6 +67,7 @@ class EvalResult:
     top1: float
     top5: float
     per_class: list[float]
+    px: int
 
 
 class Trainer:
@@ -89,6 +97,8 @@ class Trainer:
         self.train_x, self.train_y = arrays.train_x.to(device), arrays.train_y.to(device)
         self.val_x, self.val_y = arrays.val_x.to(device), arrays.val_y.to(device)
         self.autocast = device.type == "cuda"
+        self.eval_autocast = eval_autocast(recipe.eval_precision, device)
+        self._val_resized: tuple[int, torch.Tensor] | None = None  # (px, val_x at px), one px at a time
         self.history: list[dict[str, Any]] = []
         self.best_val_top1 = -1.0
         self.best_epoch = 0
@@ -155,17 +165,43 @@ class Trainer:
             "images_per_s": seen / seconds if seconds > 0 else 0.0,
         }
 
-    @torch.no_grad()
-    def evaluate(self) -> EvalResult:
-        """Loss, top-1, top-5 and per-class top-1 on the validation set at 64 px."""
+    def evaluates_after(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` is followed by an evaluation: every ``eval_every``-th epoch
+        (1-based) and the final one."""
+        done = epoch + 1
+        return done % self.recipe.eval_every == 0 or done >= self.recipe.epochs
+
+    def eval_px(self, epoch: int) -> int:
+        """The px to evaluate at after 0-based ``epoch``: ``recipe.eval_px`` when set, else the px
+        of the phase just trained, and the last phase's px after the final epoch."""
+        if self.recipe.eval_px is not None:
+            return self.recipe.eval_px
+        if epoch + 1 >= self.recipe.epochs:
+            return self.recipe.resolution[-1][1]
+        return resolution_at(self.recipe.resolution, epoch)
+
+    def val_images(self, px: int) -> torch.Tensor:
+        """The validation images as uint8 N×px×px×3 on the device, resized once per px (the last
+        px asked for is kept: phases change px rarely)."""
+        if self._val_resized is None or self._val_resized[0] != px:
+            self._val_resized = None  # free the previous size first
+            self._val_resized = (px, resize_uint8(self.val_x, px))
+        return self._val_resized[1]
+
+    @torch.inference_mode()
+    def evaluate(self, px: int | None = None) -> EvalResult:
+        """Loss, top-1, top-5 and per-class top-1 on the validation set at ``px`` (default: the px
+        of the final evaluation), under inference mode, channels_last, bf16 per ``eval_precision``."""
+        px = self.eval_px(self.recipe.epochs - 1) if px is None else px
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         top1 = torch.zeros(self.num_classes, device=self.device)
         top5 = torch.zeros((), device=self.device)
         counts = torch.bincount(self.val_y, minlength=self.num_classes).float()
         k = min(5, self.num_classes)
-        for batch in eval_batches(self.val_x, self.val_y, batch_size=self.recipe.eval_batch_size):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        images = self.val_images(px)
+        for batch in eval_batches(images, self.val_y, batch_size=self.recipe.eval_batch_size):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.eval_autocast):
                 logits = self.forward(batch.images).float()
             loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum")
             hits = logits.topk(k, dim=1).indices == batch.labels[:, None]
@@ -173,7 +209,7 @@ class Trainer:
             top5 += hits.any(dim=1).sum()
         n = counts.sum().item()
         per_class = (top1 / counts.clamp(min=1)).tolist()
-        return EvalResult(loss_sum.item() / n, top1.sum().item() / n, top5.item() / n, per_class)
+        return EvalResult(loss_sum.item() / n, top1.sum().item() / n, top5.item() / n, per_class, px)
 
     def state(self, epoch: int) -> dict[str, Any]:
         """Everything needed to resume after ``epoch`` (1-based) and reproduce the rest exactly."""
@@ -201,13 +237,23 @@ class Trainer:
 
 
 def format_epoch(m: dict[str, Any], epochs: int) -> str:
-    """One progress line per epoch."""
+    """One progress line per epoch (``val -`` for an epoch that was not evaluated)."""
+    if m.get("val_top1") is None:
+        val = "val -"
+    else:
+        val = (
+            f"val{'' if m['eval_px'] == m['resolution'] else ' @' + str(m['eval_px']) + 'px'} "
+            f"loss {m['val_loss']:.3f} top1 {m['val_top1']:.3f} top5 {m['val_top5']:.3f}"
+        )
     return (
         f"epoch {m['epoch']:>3}/{epochs}  px {m['resolution']:>2}  lr {m['lr']:.4g}  "
-        f"train loss {m['train_loss']:.3f} top1 {m['train_top1']:.3f}  |  "
-        f"val loss {m['val_loss']:.3f} top1 {m['val_top1']:.3f} top5 {m['val_top5']:.3f}  |  "
+        f"train loss {m['train_loss']:.3f} top1 {m['train_top1']:.3f}  |  {val}  |  "
         f"{m['seconds']:.1f}s {m['images_per_s']:.0f} img/s"
     )
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def build_trainer(
@@ -252,15 +298,20 @@ def train(
     status = "completed"
     for epoch in range(start_epoch, recipe.epochs):
         metrics: dict[str, Any] = {"epoch": epoch + 1, **trainer.train_epoch(epoch)}
-        evaluation = trainer.evaluate()
-        metrics.update(
-            val_loss=evaluation.loss,
-            val_top1=evaluation.top1,
-            val_top5=evaluation.top5,
-        )
+        metrics.update(dict.fromkeys(EVAL_KEYS))
+        evaluation = None
+        if _finite(metrics["train_loss"]) and trainer.evaluates_after(epoch):
+            evaluation = trainer.evaluate(trainer.eval_px(epoch))
+            metrics.update(
+                val_loss=evaluation.loss,
+                val_top1=evaluation.top1,
+                val_top5=evaluation.top5,
+                eval_px=evaluation.px,
+            )
         trainer.history.append(metrics)
-        diverged = not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"]))
-        improved = not diverged and evaluation.top1 > trainer.best_val_top1
+        bad_eval = evaluation is not None and not _finite(evaluation.loss)
+        diverged = not _finite(metrics["train_loss"]) or bad_eval
+        improved = evaluation is not None and not diverged and evaluation.top1 > trainer.best_val_top1
         if improved:
             trainer.best_val_top1, trainer.best_epoch = evaluation.top1, epoch + 1
             trainer.best_per_class = evaluation.per_class
@@ -281,11 +332,12 @@ def train(
             break
     history = trainer.history
     last = history[-1] if history else {}
+    evaluated = [m for m in history if m.get("val_top1") is not None]
     result = TrainResult(
         status=status,
         best_val_top1=max(trainer.best_val_top1, 0.0),
         best_epoch=trainer.best_epoch,
-        final_val_top1=last.get("val_top1", 0.0),
+        final_val_top1=evaluated[-1]["val_top1"] if evaluated else 0.0,
         final_train_top1=last.get("train_top1", 0.0),
         epochs_run=len(history),
         history=history,

@@ -15,13 +15,35 @@ _M_MMAP_THRESHOLD = -3
 
 
 def pick_device(requested: str | None = None) -> torch.device:
-    """``requested`` if given, else CUDA when available, else CPU."""
+    """``requested`` if given, else CUDA when available, else CPU. On CUDA, cuDNN picks the fastest
+    convolution algorithms for each input shape (a run has few: one per phase px and batch size)."""
     if requested is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device '{requested}' requested but CUDA is not available")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device '{requested}' requested but CUDA is not available")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     return device
+
+
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX): there bf16 inference of a
+    small convnet is 2-4× faster than float32; elsewhere bf16 is emulated and slower."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def eval_autocast(precision: str, device: torch.device) -> bool:
+    """Whether evaluation runs under bf16 autocast: ``bfloat16`` yes, ``float32`` no, ``auto`` on CUDA
+    and on CPUs with native bf16 (measured on a 2-core AVX-512 BF16 CPU, small ResNet at 32 px:
+    0.11 s instead of 0.41 s for 500 images)."""
+    if precision == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and native_bf16_cpu())
+    return precision == "bfloat16"
 
 
 @functools.cache
