@@ -196,9 +196,16 @@ def reset_peak(device: torch.device) -> None:
 
 
 def peak_memory(device: torch.device) -> int:
-    """Peak CUDA memory allocated by this process, or on CPU its peak resident set size."""
+    """Peak CUDA memory allocated by this process, or on CPU its peak resident set size (VmHWM: unlike
+    ``ru_maxrss``, not inherited from the parent that started this process)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

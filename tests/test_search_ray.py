@@ -291,7 +291,8 @@ def test_local_search_with_dashboard_and_auto_profile(mini_zip: Path, tmp_path: 
     assert driver.wait(timeout=300) == 0, output
     assert "profile: auto -> smoke (no GPU is visible" in output
     assert "trials: 6 (0 already recorded, 6 to run)" in output and "images to process: 720" in output
-    run_dir = Path(output.strip().splitlines()[-2].removeprefix("records: "))
+    (records,) = [line for line in output.splitlines() if line.startswith("records: ")]
+    run_dir = Path(records.removeprefix("records: "))
     trials = read_csv(run_dir / "trials.csv")
     assert [t["status"] for t in trials] == ["completed"] * 6
     assert all(0.0 <= float(t["best_val_top1"]) <= 1.0 and t["device"] == "cpu" for t in trials)

@@ -81,7 +81,16 @@ def run_trial(config: dict[str, Any], train_fn: Callable[..., Any], data: str | 
     tune.report({OUTCOME_KEY: json.dumps(asdict(outcome), default=float), **tags})
 
 
-class PlanSearcher(Searcher):
+class _DriverHeld:
+    """Tune pickles its searcher, scheduler and callbacks into ``tuner.pkl`` for a restore of its own,
+    which tinyab never uses (it resumes from its records). The driver (open record files, the output
+    function, Optuna's storage) stays out of that pickle."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "driver"}
+
+
+class PlanSearcher(_DriverHeld, Searcher):
     """Suggests the driver's next planned trial until the plan is exhausted."""
 
     def __init__(self, driver: Driver) -> None:
@@ -98,7 +107,7 @@ class PlanSearcher(Searcher):
         pass  # the Recorder callback records; it sees the error text
 
 
-class PruningScheduler(FIFOScheduler):
+class PruningScheduler(_DriverHeld, FIFOScheduler):
     """Asks the driver after every epoch whether to stop; with ``pruner: asha``, each arm's ASHA too."""
 
     _supports_buffered_results = False  # decide after every epoch, before the next one runs
@@ -150,7 +159,7 @@ class PruningScheduler(FIFOScheduler):
             asha.on_trial_remove(controller, trial)
 
 
-class Recorder(Callback):
+class Recorder(_DriverHeld, Callback):
     """Hands every finished trial to the driver, with its outcome or its error."""
 
     def __init__(self, driver: Driver) -> None:
