@@ -85,14 +85,22 @@ class TrialRecord:
         **rest: Any,
     ) -> TrialRecord:
         """The record of a trial from its epochs: the best epoch is the first with the highest
-        validation top-1 among epochs with finite losses (the engine's best checkpoint); the
-        objective is the best value of ``metric`` among the same epochs."""
-        healthy = [e for e in epochs if _finite(e.get("train_loss")) and _finite(e.get("val_loss"))]
-        scored = [e for e in healthy if _finite(e.get("val_top1"))]
+        validation top-1 among healthy epochs (finite training loss, and a finite validation loss
+        where the epoch was evaluated: the engine's best checkpoint); the objective is the best value
+        of ``metric`` among the same epochs; the final values are the last evaluated epoch's."""
+
+        def healthy(e: Mapping[str, Any]) -> bool:
+            evaluated = e.get("val_loss") is not None
+            return _finite(e.get("train_loss")) and (not evaluated or _finite(e.get("val_loss")))
+
+        fine = [e for e in epochs if healthy(e)]
+        scored = [e for e in fine if _finite(e.get("val_top1"))]
         best = max(scored, key=lambda e: float(e["val_top1"]), default=None)
-        wanted = [float(e[metric]) for e in healthy if _finite(e.get(metric))]
+        wanted = [float(e[metric]) for e in fine if _finite(e.get(metric))]
         pick = max if OBJECTIVE_MODES[metric] == "max" else min
+        evaluated = [e for e in epochs if e.get("val_top1") is not None]
         last = epochs[-1] if epochs else {}
+        last_evaluated = evaluated[-1] if evaluated else {}
         return cls(
             trial_id=trial_id,
             status=status,
@@ -100,7 +108,7 @@ class TrialRecord:
             values=dict(values),
             objective=pick(wanted) if wanted else None,
             best_val_top1=float(best["val_top1"]) if best else None,
-            final_val_top1=last.get("val_top1"),
+            final_val_top1=last_evaluated.get("val_top1"),
             final_train_top1=last.get("train_top1"),
             best_epoch=int(best["epoch"]) if best else None,
             epochs_run=len(epochs),

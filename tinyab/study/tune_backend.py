@@ -144,6 +144,8 @@ class PruningScheduler(_DriverHeld, FIFOScheduler):
         task: TrialTask = trial.config["task"]
         if self.driver.on_epoch(task, result):
             return TrialScheduler.STOP
+        if result.get(self.driver.plan.metric) is None:  # an epoch not evaluated (eval_every)
+            return TrialScheduler.CONTINUE
         asha = self._arm_asha(trial)
         if asha is not None and asha.on_trial_result(controller, trial, result) == TrialScheduler.STOP:
             self.driver.mark_pruned(task.trial_id)
