@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from helpers.studies import edited as edited_study
 from tinyab.cli import main
 from tinyab.config import Recipe, load_recipe
 from tinyab.records import TrialRecord
@@ -71,17 +71,7 @@ def write(tmp_path: Path, data: dict[str, Any], name: str = "tiny.yaml") -> Path
 
 def edited(**changes: Any) -> dict[str, Any]:
     """SMALL with dotted-path changes (a value of None deletes the key)."""
-    data = copy.deepcopy(SMALL)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("/")
-        node = data
-        for part in parents:
-            node = node[part]
-        if value is None:
-            node.pop(last)
-        else:
-            node[last] = value
-    return data
+    return edited_study(SMALL, **changes)
 
 
 def test_seed_study_resolves_with_the_required_arms_and_shared_seeds() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.studies import edited
 from tinyab.cli import main
 
 STUDY = {
@@ -40,21 +41,6 @@ ABLATION = {
     "seeds": 2,
     "num_samples": 2,
 }
-
-
-def edited(base: dict, **changes: object) -> dict:
-    """``base`` with top-level or ``a/b`` nested changes (None deletes)."""
-    data = yaml.safe_load(yaml.safe_dump(base))
-    for path, value in changes.items():
-        *parents, last = path.split("/")
-        node = data
-        for part in parents:
-            node = node[part]
-        if value is None:
-            node.pop(last)
-        else:
-            node[last] = value
-    return data
 
 
 def yaml_file(name: str, data: object) -> Callable[[Path], None]:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tinyab.cli import add_set_argument
 from tinyab.config import parse_overrides
 from tinyab.errors import UserError
 
@@ -34,13 +35,9 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, noun: str) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="check the file and print the plan; run nothing"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a study field (seeds=2, pruner.name=median) or a recipe field (epochs=5); repeatable",
+    add_set_argument(
+        parser,
+        "override a study field (seeds=2, pruner.name=median) or a recipe field (epochs=5); repeatable",
     )
     parser.add_argument(
         "--num-samples", type=int, help="nuisance configurations per arm (overrides the study)"

@@ -7,7 +7,7 @@ import datetime
 import re
 from pathlib import Path
 
-from tinyab.cli import example
+from tinyab.cli import add_set_argument, example
 from tinyab.config import load_recipe, parse_overrides, recipe_names, recipe_source
 from tinyab.errors import UserError
 from tinyab.io import check_output_dir
@@ -17,14 +17,7 @@ DEFAULT_TRAIN_RESULTS = Path("results") / "train"
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="a named recipe (see `tinyab recipes`) or a YAML file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe field, e.g. --set optim.weight_decay=1e-4 (repeatable)",
-    )
+    add_set_argument(parser, "override a recipe field, e.g. --set optim.weight_decay=1e-4 (repeatable)")
     parser.add_argument("--data", help="Tiny ImageNet zip or folder (default: $TINYAB_DATA or the download)")
     parser.add_argument("--seed", type=int, help="random seed (overrides the recipe's)")
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
