@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tinyab.config import Recipe
 from tinyab.data import Batch
 from tinyab.errors import UserError
@@ -27,14 +29,20 @@ class LRFindResult:
 
 
 def suggest_bounds(lrs: list[float], losses: list[float]) -> tuple[float, float]:
-    """Smith's reading of the curve: ``max_lr`` where the loss stops falling (its minimum), ``base_lr``
-    where it starts to fall (first point 5% of the way from the initial loss down to the minimum),
-    kept at most max_lr / 3 as the paper advises."""
-    best = min(range(len(losses)), key=losses.__getitem__)
+    """Smith's reading of the curve: ``max_lr`` where the loss stops falling (its minimum); ``base_lr``
+    where it falls fastest against log(lr) on a further-smoothed curve, kept between max_lr / 10 and
+    max_lr / 4 (the range the LR range-test literature gives). The extra smoothing and the clamp keep
+    a noise dip on the flat start of the curve from being read as the start of learning."""
+    best = int(np.argmin(losses))
     max_lr = lrs[best]
-    threshold = losses[0] - 0.05 * (losses[0] - losses[best])
-    start = next((i for i in range(best + 1) if losses[i] < threshold), 0)
-    return min(lrs[start], max_lr / 3), max_lr
+    if best < 2:
+        return max_lr / 10, max_lr
+    window = max(3, len(losses) // 20) | 1  # odd, so the moving average stays centred
+    padded = np.pad(np.asarray(losses[: best + 1]), window // 2, mode="edge")
+    smooth = np.convolve(padded, np.ones(window) / window, mode="valid")
+    slope = np.gradient(smooth, np.log(lrs[: best + 1]))
+    steepest = lrs[int(np.argmin(slope))]
+    return min(max(steepest, max_lr / 10), max_lr / 4), max_lr
 
 
 def endless_batches(trainer: Trainer) -> Iterator[Batch]:
