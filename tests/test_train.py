@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from tinyab.config import load_recipe
+from tinyab.errors import ConfigError, UserError
 from tinyab.train.engine import train
 
 VOLATILE = {"seconds", "images_per_s"}
@@ -211,3 +212,31 @@ def test_float32_and_bf16_evaluation_agree(mini_zip):
     rounded = trainer.evaluate(32)
     assert exact.px == rounded.px == 32
     assert abs(exact.top1 - rounded.top1) <= 0.02 and abs(exact.loss - rounded.loss) <= 0.05 * exact.loss
+
+
+# --- batch size against the training set --------------------------------------------------------
+
+
+def test_a_batch_larger_than_the_recipe_training_set_is_refused_by_the_recipe():
+    with pytest.raises(ConfigError) as caught:
+        load_recipe("smoke", {"batch_size": 64, "data": {"train_per_class": 6}})
+    assert str(caught.value) == (
+        "recipe smoke: batch_size: 64 is more than the training set's 60 images "
+        "(data.classes 10 × data.train_per_class 6); expected at most 60"
+    )
+    with pytest.raises(ConfigError, match=r"5001 .* 5,000 images \(data.classes 10 × Tiny ImageNet's 500"):
+        load_recipe("smoke", {"batch_size": 5001})
+
+
+def test_a_batch_larger_than_the_dataset_is_refused_before_training(mini_zip, tmp_path):
+    """The mini set has 50 train images per class: smoke's 10 classes hold 500, fewer than the 5,000 of
+    Tiny ImageNet that the recipe allows for."""
+    with pytest.raises(UserError) as caught:
+        train(load_recipe("smoke", {"batch_size": 501}), data=mini_zip, out_dir=tmp_path / "run")
+    assert str(caught.value) == (
+        f"batch_size: 501 is more than the training set's 500 images (data.classes 10 of {mini_zip}); "
+        "expected at most 500"
+    )
+    assert not (tmp_path / "run").exists()
+    whole = train(load_recipe("smoke", {"batch_size": 500, "epochs": 1}), data=mini_zip, progress=False)
+    assert whole.history[0]["images_per_s"] > 0  # one batch of all 500 images

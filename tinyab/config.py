@@ -30,6 +30,10 @@ def _fraction(v: float) -> bool:
     return 0 <= v < 1
 
 
+# Tiny ImageNet's train split has 500 images per class: the most a recipe can train on per class.
+TRAIN_IMAGES_PER_CLASS = 500
+
+
 @dataclass
 class DataConfig:
     """Which part of Tiny ImageNet to use: deterministic subsets for fast runs."""
@@ -37,6 +41,17 @@ class DataConfig:
     classes: int = field(200, check=lambda v: 2 <= v <= 200, expect="an integer from 2 to 200")
     train_per_class: int | None = field(None, check=_positive, expect="a positive integer or null (all)")
     val_per_class: int | None = field(None, check=_positive, expect="a positive integer or null (all)")
+
+    def most_train_images(self) -> tuple[int, str]:
+        """The largest training set this subset can be, and how that number comes about (a dataset
+        smaller than Tiny ImageNet's 500 per class gives fewer when ``train_per_class`` is null)."""
+        if self.train_per_class is not None:
+            return self.classes * self.train_per_class, (
+                f"data.classes {self.classes} × data.train_per_class {self.train_per_class}"
+            )
+        return self.classes * TRAIN_IMAGES_PER_CLASS, (
+            f"data.classes {self.classes} × Tiny ImageNet's {TRAIN_IMAGES_PER_CLASS} per class"
+        )
 
 
 @dataclass
@@ -163,6 +178,12 @@ class Recipe:
                 raise ConfigError(f"{where}.resolution[{i}]: a phase needs epochs > 0, got {epochs}")
             if px <= 0 or px > 64:
                 raise ConfigError(f"{where}.resolution[{i}]: px must be in 1..64, got {px}")
+        most, why = self.data.most_train_images()
+        if self.batch_size > most:  # the epoch would drop every image as an incomplete batch
+            raise ConfigError(
+                f"{where}.batch_size: {self.batch_size} is more than the training set's {most:,} images "
+                f"({why}); expected at most {most}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

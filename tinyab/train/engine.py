@@ -27,6 +27,7 @@ from torch import nn
 from tinyab.config import Recipe
 from tinyab.data import Batch, DatasetArrays, eval_batches, load_arrays, resolve_data_path, train_batches
 from tinyab.data.batches import resize_uint8
+from tinyab.errors import UserError
 from tinyab.models import apply_init, build_model, count_parameters
 from tinyab.train.checkpoint import load_checkpoint, save_checkpoint
 from tinyab.train.optim import build_optimizer
@@ -261,13 +262,20 @@ def build_trainer(
 ) -> Trainer:
     """Load the recipe's data subset (from the uint8 cache when possible) and set up a Trainer."""
     tune_allocator()
+    path = resolve_data_path(None if data is None else str(data))
     arrays = load_arrays(
-        resolve_data_path(None if data is None else str(data)),
+        path,
         classes=recipe.data.classes,
         train_per_class=recipe.data.train_per_class,
         val_per_class=recipe.data.val_per_class,
         progress=progress,
     )
+    images = len(arrays.train_y)
+    if recipe.batch_size > images:  # the recipe's own bound assumes 500 per class; this dataset has fewer
+        raise UserError(
+            f"batch_size: {recipe.batch_size} is more than the training set's {images:,} images "
+            f"(data.classes {recipe.data.classes} of {path}); expected at most {images}"
+        )
     return Trainer(recipe, arrays, pick_device(device))
 
 
