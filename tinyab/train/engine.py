@@ -29,10 +29,11 @@ from tinyab.data import Batch, DatasetArrays, eval_batches, load_arrays, resolve
 from tinyab.data.batches import resize_uint8
 from tinyab.errors import UserError
 from tinyab.models import apply_init, build_model, count_parameters
-from tinyab.train.checkpoint import load_checkpoint, save_checkpoint
+from tinyab.train.checkpoint import save_checkpoint
 from tinyab.train.optim import build_optimizer
 from tinyab.train.outputs import RunWriter
 from tinyab.train.resolution import resolution_at
+from tinyab.train.resume import check_model, resume_point
 from tinyab.train.runtime import eval_autocast, pick_device, tune_allocator
 from tinyab.train.schedules import LRSchedule
 
@@ -292,16 +293,22 @@ def train(
     """Train ``recipe``; call ``on_epoch(metrics)`` after every epoch (answer ``"stop"`` to end early).
 
     With ``out_dir`` the run leaves its recipe, per-epoch metrics, best and last checkpoints, per-class
-    accuracy and ``result.json`` there; ``resume`` continues from ``out_dir/checkpoints/last.pt``.
+    accuracy and ``result.json`` there; ``resume`` continues from ``out_dir/checkpoints/last.pt``
+    after :func:`tinyab.train.resume.resume_point` has checked the folder against ``recipe`` (before
+    anything is written there).
     """
+    point = resume_point(Path(out_dir), recipe) if resume and out_dir is not None else None
+    if point is not None and point.note and progress:
+        print(point.note, flush=True)
     trainer = build_trainer(recipe, data=data, device=device, progress=progress)
     dev, arrays = trainer.device, trainer.arrays
-    writer = RunWriter(Path(out_dir), recipe) if out_dir is not None else None
     start_epoch = 0
-    if resume and writer is not None and writer.last_checkpoint.exists():
-        start_epoch = trainer.restore(load_checkpoint(writer.last_checkpoint, dev))
+    if point is not None:
+        check_model(point.checkpoint, point.state["model"], trainer.model)
+        start_epoch = trainer.restore(point.state)
         if progress:
             print(f"resuming after epoch {start_epoch}", flush=True)
+    writer = RunWriter(Path(out_dir), recipe) if out_dir is not None else None
     started = time.perf_counter()
     status = "completed"
     for epoch in range(start_epoch, recipe.epochs):

@@ -111,6 +111,19 @@ def learning_rate(
     return peak_lr * ramp
 
 
+def length_dependence(cfg: ScheduleConfig, epochs: int, other: int) -> str | None:
+    """Why runs of ``epochs`` and of ``other`` epochs take different learning rates at some iteration
+    both run, or None: what a resumed run may change its ``epochs`` by. ``cosine`` and ``one_cycle``
+    are scaled to the total; the warm-up of ``constant`` and ``step`` is cut to the run's length; a
+    ``clr`` cycle and ``step``'s milestones are counted from the start (in absolute epochs)."""
+    if cfg.name in ("cosine", "one_cycle"):
+        return f"the {cfg.name} schedule is scaled to the total number of epochs"
+    if cfg.name in ("constant", "step") and cfg.warmup_epochs > min(epochs, other):
+        warmup = f"the {cfg.warmup_epochs:g}-epoch warm-up"
+        return f"{warmup} of the {cfg.name} schedule is cut to the run's length"
+    return None
+
+
 class LRSchedule:
     """Sets ``lr`` of every param group of ``optimizer`` from :func:`learning_rate` each iteration.
 
