@@ -1,8 +1,11 @@
-"""Download over real HTTP (a server on 127.0.0.1), verification, safe extraction and data location;
-failures (no DNS, nothing listening, no answer, a missing file) name their cause and the ways forward."""
+"""Download over real HTTP (a server on 127.0.0.1), verification (the official archive's MD5, every JPEG
+decoded), safe extraction and data location; failures (no DNS, nothing listening, no answer, a missing
+file, a damaged archive) name their cause and the ways forward, and leave nothing behind."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import socket
 import stat
 import threading
@@ -11,13 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_data_helpers import build_small_dataset, zip_folder
+from test_data_helpers import build_small_dataset, mini_with, zip_folder
 
 from helpers.network import closed_port, go_offline
 from tinyab.data import OFFICIAL_URL, download, ensure_dataset, open_dataset, resolve_data_path
-from tinyab.data.download import extract, fetch
+from tinyab.data.download import OFFICIAL_MD5, extract, fetch
 from tinyab.errors import DataError
 
+download_module = importlib.import_module("tinyab.data.download")  # the package's `download` is the function
 WAYS = (
     "; ways forward: --data PATH (a Tiny ImageNet zip or folder you have), set $TINYAB_DATA=PATH, "
     "or 'tinyab data download --url URL' (a mirror)"
@@ -201,3 +205,52 @@ def test_resolve_data_path_order(tmp_path, monkeypatch):
     monkeypatch.setenv("TINYAB_DATA", str(tmp_path / "gone"))
     with pytest.raises(DataError, match=r"gone: dataset not found \(from \$TINYAB_DATA\)"):
         resolve_data_path(None)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_the_official_archive_with_another_md5_is_refused_and_deleted(
+    server, mini_zip, tmp_path, monkeypatch
+):
+    """The mini archive served as if from the official URL: its MD5 is not the official one."""
+    data = mini_zip.read_bytes()
+    url = _serve(server, "/official/tiny-imagenet-200.zip", data)
+    monkeypatch.setattr(download_module, "OFFICIAL_URL", url)
+    with pytest.raises(DataError) as caught:
+        download(tmp_path, url=url, progress=False)
+    assert str(caught.value) == (
+        f"downloaded from {url}: {tmp_path / 'tiny-imagenet-200.zip'}: MD5 {_md5(data)}, expected "
+        f"{OFFICIAL_MD5} (the official archive's), so the file was deleted{WAYS}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_copy_of_the_official_size_is_checked_against_its_md5(
+    server, mini_zip, tmp_path, monkeypatch, capsys
+):
+    data = mini_zip.read_bytes()
+    url = _serve(server, "/mirror/tiny-imagenet-200.zip", data)
+    monkeypatch.setattr(download_module, "OFFICIAL_BYTES", len(data))
+    with pytest.raises(DataError, match=f"MD5 {_md5(data)}, expected {OFFICIAL_MD5}"):
+        download(tmp_path / "a", url=url, progress=False)
+    assert list((tmp_path / "a").iterdir()) == []
+    monkeypatch.setattr(download_module, "OFFICIAL_MD5", _md5(data))
+    assert download(tmp_path / "b", url=url, progress=False) == tmp_path / "b" / "tiny-imagenet-200"
+    verified = capsys.readouterr().err.splitlines()[-1]
+    assert verified.startswith("tinyab: verified: MD5 matches the official archive; 20,000 images decode (")
+
+
+def test_an_archive_with_a_corrupt_jpeg_is_refused_and_nothing_is_left(server, mini_zip, tmp_path):
+    """The last JPEG of the archive is garbage: every image is decoded before anything is accepted."""
+    last = "tiny-imagenet-200/val/images/val_9999.JPEG"
+    archive = mini_with(mini_zip, tmp_path / "bad.zip", {last: b"not a JPEG at all" * 40})
+    url = _serve(server, "/bad.zip", archive.read_bytes())
+    with pytest.raises(DataError) as caught:
+        download(tmp_path / "dest", url=url, progress=False)
+    assert str(caught.value).startswith(
+        f"downloaded from {url}: {tmp_path / 'dest' / 'tiny-imagenet-200.zip'}:{last}: corrupt JPEG ("
+    )
+    assert str(caught.value).endswith(WAYS)
+    assert list((tmp_path / "dest").iterdir()) == []

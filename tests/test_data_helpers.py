@@ -51,3 +51,14 @@ def zip_folder(folder: Path, archive: Path, extra: dict[str, bytes] | None = Non
         for name, data in (extra or {}).items():
             zf.writestr(name, data)
     return archive
+
+
+def mini_with(mini_zip: Path, archive: Path, replace: dict[str, bytes]) -> Path:
+    """A copy of the mini archive in which the entries named in ``replace`` hold other bytes (entries
+    stored, not deflated: a copy takes a second)."""
+    with zipfile.ZipFile(mini_zip) as source, zipfile.ZipFile(archive, "w") as copy:
+        for info in source.infolist():
+            data = replace.get(info.filename, b"" if info.is_dir() else source.read(info))
+            info.compress_type = zipfile.ZIP_STORED
+            copy.writestr(info, data)
+    return archive
