@@ -2,21 +2,32 @@
 field, no traceback, and no file created or changed (every case runs in its own empty folder).
 
 Cases are (id, arguments, expected text in the message). ``{zip}`` is the mini archive, ``{tmp}`` the
-case's folder; ``SETUP`` writes the files a case needs before it runs.
+case's folder and ``{bad_archive}`` a copy of the mini archive whose first JPEG is garbage; ``SETUP``
+writes the files a case needs before it runs, and a case in ``RESUMED`` finds a real one-epoch run
+folder at ``{tmp}/run``, damaged as it says. A download says what it fetches before it starts, so a case
+in ``ANNOUNCED`` prints that line before its one-line refusal.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from test_data_helpers import mini_with
 
 from helpers.studies import edited
 from tinyab.cli import main
+from tinyab.config import ModelConfig, load_recipe
+from tinyab.models import build_model
+from tinyab.train.checkpoint import save_checkpoint
+from tinyab.train.engine import train
 
 STUDY = {
     "name": "tiny",
@@ -77,6 +88,11 @@ BOMB = "a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n"  # gr
 TRAIN = ["train", "smoke", "--data", "{zip}", "--out", "{tmp}/out"]
 SEARCH = ["search", "{tmp}/s.yaml", "--dry-run", "--results", "{tmp}/res", "--data", "{zip}"]
 ABLATE = ["ablate", "{tmp}/a.yaml", "--dry-run", "--results", "{tmp}/res", "--profile", "smoke"]
+# the recipe of the run in RESUMED cases: smoke on 10 x 8 train images, one epoch (a second or two)
+RESUMABLE = {"epochs": 1, "data": {"train_per_class": 8, "val_per_class": 2}}
+RESUME = [*TRAIN[:-1], "{tmp}/run", "--resume", "--set", "epochs=1"]
+RESUME += ["--set", "data.train_per_class=8", "--set", "data.val_per_class=2"]
+FIRST_JPEG = "tiny-imagenet-200/train/n02124075/images/n02124075_0.JPEG"
 RECIPE_SETS = [
     ("optim.lr=.inf", "optim.lr: expected a finite number"),
     ("optim.lr=.nan", "optim.lr: expected a finite number"),
@@ -103,6 +119,8 @@ RECIPE_SETS = [
     ("schedule.gamma=0", "schedule.gamma: expected a number in (0, 1]"),
     ("schedule.pct_start=1", "schedule.pct_start: expected a number in (0, 1)"),
     ("eval_batch_size=-3", "eval_batch_size: expected"),
+    ("batch_size=5001", "batch_size: 5001 is more than the training set's 5,000 images (data.classes 10 ×"),
+    ("data.train_per_class=5", "batch_size: 64 is more than the training set's 50 images"),
 ]
 CASES: list[tuple[str, list[str], str]] = [
     *[(f"train --set {s}", [*TRAIN, "--set", s], m) for s, m in RECIPE_SETS],
@@ -124,6 +142,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train --data missing", ["train", "smoke", "--data", "{tmp}/nothing.zip"], "nothing.zip"),
     ("train --data not a zip", ["train", "smoke", "--data", "{tmp}/file"], "file"),
     ("train --resume without --out", ["train", "smoke", "--data", "{zip}", "--resume"], "--resume"),
+    ("train batch_size above the data", [*TRAIN, "--set", "batch_size=501"], "batch_size: 501 is more than"),
+    ("resume another recipe", [*RESUME, "--set", "optim.lr=0.05"], "optim.lr 0.1 in the run, 0.05 now"),
+    ("resume more one_cycle epochs", [*RESUME, "--set", "epochs=2"], "one_cycle schedule is scaled"),
+    ("resume truncated checkpoint", RESUME, "last.pt: cannot read checkpoint, truncated or corrupt"),
+    ("resume garbage checkpoint", RESUME, "last.pt: not a checkpoint tinyab can read"),
+    ("resume another model's checkpoint", RESUME, "last.pt: weights of another model"),
     ("lr-find --min-lr 0", ["lr-find", "smoke", "--data", "{zip}", "--min-lr", "0"], "--min-lr"),
     ("lr-find --steps -5", ["lr-find", "smoke", "--data", "{zip}", "--steps", "-5"], "--steps"),
     (
@@ -158,6 +182,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("study max_failures 99", SEARCH, "max_failures: expected an integer from 0 to 10"),
     ("study int bound inf", SEARCH, "params.epochs.high: expected"),
     ("study file is a folder", ["search", "{tmp}/s.yaml", "--dry-run"], "s.yaml"),
+    ("study batch_size above the training set", SEARCH, "overrides: batch_size: 5001 is more than"),
     ("study alias bomb", SEARCH, "s.yaml"),
     ("study duplicate key", SEARCH, "s.yaml"),
     ("study not a mapping", SEARCH, "s.yaml: expected a mapping of study fields"),
@@ -179,6 +204,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("ablation old key", ABLATE, "trials_per_arm: unknown key"),
     ("ablation same as baseline", ABLATE, "is the same recipe as the baseline"),
     ("ablation tune seed compared", ABLATE, "the compared seeds must be fresh"),
+    ("ablation batch_size above the training set", ABLATE, "batch_size: 5001 is more than"),
     ("unknown ablation", ["ablate", "seed_stdy", "--dry-run"], "unknown ablation 'seed_stdy'"),
     ("report missing path", ["report", "{tmp}/nothing"], "nothing: no such file or folder"),
     ("report empty folder", ["report", "{tmp}/empty"], "no tinyab records found"),
@@ -200,6 +226,11 @@ CASES: list[tuple[str, list[str], str]] = [
     ("data info not a dataset", ["data", "info", "{tmp}/file"], "file"),
     ("data download url not a url", ["data", "download", "--dir", "{tmp}/d", "--url", "notaurl"], "notaurl"),
     ("data download ftp url", ["data", "download", "--dir", "{tmp}/d", "--url", "ftp://x/y.zip"], "ftp://"),
+    (
+        "data download archive with a corrupt JPEG",
+        ["data", "download", "--dir", "{tmp}", "--url", "{bad_archive}"],
+        f"{FIRST_JPEG}: corrupt JPEG",
+    ),
     ("dashboard not a run", ["dashboard", "{tmp}/empty"], "no optuna.db here"),
 ]
 GOOD_RECORDS = "name: recs\nkind: search\nmetric: val_top1\nmode: max\nparams: {}\n"
@@ -248,6 +279,9 @@ SETUP: dict[str, Callable[[Path], None]] = {
     "study max_seeds below seeds": yaml_file("s.yaml", edited(STUDY, sequential={"max_seeds": 2})),
     "study num_samples without nuisance": yaml_file("s.yaml", edited(STUDY, **{"params/optim.lr": None})),
     "study max_failures 99": yaml_file("s.yaml", edited(STUDY, max_failures=99)),
+    "study batch_size above the training set": yaml_file(
+        "s.yaml", edited(STUDY, overrides={"epochs": 2, "batch_size": 5001})
+    ),
     "study int bound inf": yaml_file(
         "s.yaml",
         edited(
@@ -270,6 +304,9 @@ SETUP: dict[str, Callable[[Path], None]] = {
         edited(ABLATION, **{"components/weight_decay/alternatives/none": {"optim.weight_decay": 5.0e-4}}),
     ),
     "ablation tune seed compared": yaml_file("a.yaml", edited(ABLATION, seeds=[1000, 1])),
+    "ablation batch_size above the training set": yaml_file(
+        "a.yaml", edited(ABLATION, overrides={"batch_size": 5001})
+    ),
     "report empty folder": folder("empty"),
     "report study.yaml not YAML": records_with("name: [unclosed\n"),
     "report study.yaml a list": records_with("- 1\n- 2\n"),
@@ -285,6 +322,44 @@ for name in [c[0] for c in CASES if c[1] is SEARCH or c[1][:2] == SEARCH[:2]]:
     SETUP.setdefault(name, yaml_file("s.yaml", STUDY))
 
 
+def unchanged(run: Path) -> None:
+    """The run folder as training left it."""
+
+
+def truncated(run: Path) -> None:
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+
+
+def foreign_model(run: Path) -> None:
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    save_checkpoint({**state, "model": build_model(ModelConfig(arch="resnet18"), 10).state_dict()}, last)
+
+
+RESUMED: dict[str, Callable[[Path], None]] = {
+    "resume another recipe": unchanged,
+    "resume more one_cycle epochs": unchanged,
+    "resume truncated checkpoint": truncated,
+    "resume garbage checkpoint": text_file("checkpoints/last.pt", b"\x80\x02" + b"garbage" * 100),
+    "resume another model's checkpoint": foreign_model,
+}
+ANNOUNCED = {"data download archive with a corrupt JPEG"}
+
+
+@pytest.fixture(scope="session")
+def trained_run(mini_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus") / "run"
+    train(load_recipe("smoke", RESUMABLE), data=mini_zip, out_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_archive(mini_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    archive = tmp_path_factory.mktemp("corpus") / "tiny-imagenet-200.zip"
+    return mini_with(mini_zip, archive, {FIRST_JPEG: b"not a JPEG" * 100})
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, float]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime) for p in root.rglob("*")}
 
@@ -297,11 +372,17 @@ def test_every_bad_input_is_answered_in_one_line_and_changes_nothing(
     tmp_path: Path,
     mini_zip: Path,
     capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     if case in SETUP:
         SETUP[case](tmp_path)
+    if case in RESUMED:
+        RESUMED[case](shutil.copytree(request.getfixturevalue("trained_run"), tmp_path / "run"))
     before = snapshot(tmp_path)
-    args = [a.replace("{zip}", str(mini_zip)).replace("{tmp}", str(tmp_path)) for a in argv]
+    fill = {"{zip}": str(mini_zip), "{tmp}": str(tmp_path)}
+    if "{bad_archive}" in argv:
+        fill["{bad_archive}"] = request.getfixturevalue("bad_archive").as_uri()
+    args = [functools.reduce(lambda a, kv: a.replace(*kv), fill.items(), arg) for arg in argv]
     try:
         code = main(args)
     finally:
@@ -310,6 +391,9 @@ def test_every_bad_input_is_answered_in_one_line_and_changes_nothing(
                 path.chmod(path.stat().st_mode | stat.S_IWUSR)
     captured = capsys.readouterr()
     err = captured.err.strip()
+    if case in ANNOUNCED:
+        announcement, _, err = err.partition("\n")
+        assert announcement.startswith("tinyab: downloading "), announcement
     assert code == 2, (code, err)
     assert "Traceback" not in captured.err + captured.out
     assert len(err.splitlines()) == 1 and err.startswith("tinyab: error: "), err
