@@ -1,15 +1,18 @@
 """Ray for one search: a local instance (session files in a short temporary folder) or a cluster.
 
-The local instance's dashboard binds to 127.0.0.1 and keeps Ray's token authentication; binding it
-elsewhere is the caller's explicit choice and is announced with a warning. A dashboard that cannot
-start does not stop the search: the reason is reported instead of the URL.
+Every service of the local instance binds to 127.0.0.1 (see ``_loopback_node``) and keeps Ray's token
+authentication, whose token file is private (0600); binding the dashboard elsewhere is the caller's
+explicit choice and is announced with a warning. A dashboard that cannot start does not stop the
+search: the reason is reported instead of the URL. A cluster given by address is left as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -58,15 +61,67 @@ def quiet_tune() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _private_token() -> None:
-    """The login token is a secret: readable by its owner only (Ray writes it 0644)."""
+def _private_token(create: bool = False) -> None:
+    """The login token is a secret: readable by its owner only (Ray writes it 0644).
+
+    With ``create`` (before a local Ray starts), a missing token file is created here, 0600, so that it
+    is never readable by others, not even while Ray starts; Ray then finds it and uses it.
+    """
     path = token_path()
+    token_auth = os.environ.get("RAY_AUTH_MODE", "token").lower() == "token"
+    if create and token_auth and not os.environ.get("RAY_AUTH_TOKEN") and not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))  # what Ray's own generator writes: 256 random bits
     if path.is_file() and path.stat().st_mode & 0o077:
         path.chmod(0o600)
 
 
 def token_path() -> Path:
     return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+# Ray turns a node IP of 127.0.0.1 into the machine's outward address (services.resolve_ip_for_localhost)
+# unless clusters are disabled, its default on macOS and Windows only; this variable (read into
+# ray_constants.ENABLE_RAY_CLUSTER) disables them. With the node IP on loopback every service binds there:
+# the gRPC servers of the GCS, raylet, object manager and workers (node IP == 127.0.0.1), and the
+# dashboard agent, runtime-env agent and metrics servers (is_localhost(node IP)).
+SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def _loopback_node() -> Iterator[None]:
+    """While a local Ray starts and runs, its node IP is 127.0.0.1, so no service listens beyond it.
+
+    Ray reads the variable when it is imported; if it was imported already (a test, a notebook) its
+    constant is set too. Both are restored afterwards: a later cluster connection is not affected.
+    """
+    from ray._private import ray_constants
+
+    env_before = os.environ.get(SINGLE_NODE_ENV)
+    constant_before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_NODE_ENV] = "0"  # also inherited by every Ray process started from here
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = constant_before
+        if env_before is None:
+            os.environ.pop(SINGLE_NODE_ENV, None)
+        else:
+            os.environ[SINGLE_NODE_ENV] = env_before
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4 loopback address mapped into IPv6 (how gRPC binds 127.0.0.1)."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host == "localhost"
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 TEMP_PREFIX = "tinyab-ray-"
@@ -187,55 +242,66 @@ def ray_session(
         yield RayInfo(address="(this process's Ray)", local=False, resources=ray.cluster_resources())
         return
     notes = reap_orphans()
-    temp_dir = None if address else _short_temp_dir()
-    # Ray's own warnings (e.g. that token authentication is on) only with --verbose: tinyab says what matters
-    level = logging.INFO if verbose else logging.ERROR
-    logging.getLogger("ray").setLevel(level)
-    kwargs: dict = {"log_to_driver": verbose, "logging_level": level}
-    if address:
-        kwargs["address"] = address
-    else:
-        port = free_port(dashboard_host) if dashboard else None
-        kwargs.update(_temp_dir=temp_dir, include_dashboard=None if port else False)
-        if port:
-            kwargs.update(dashboard_host=dashboard_host, dashboard_port=port)
-    try:
-        context = ray.init(**kwargs)
-    except (ConnectionError, ValueError) as err:
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+    # a local Ray listens on loopback only; a cluster given by address is the user's own
+    with contextlib.nullcontext() if address else _loopback_node():
         if not address:
-            raise UserError(f"cannot start a local Ray instance: {str(err).splitlines()[0]}") from None
-        hint = ""
-        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-            hint = (
-                " (a cluster started with `ray start` requires its token: set RAY_AUTH_MODE=token and "
-                f"provide the token in {token_path()} or RAY_AUTH_TOKEN)"
-            )
-        raise UserError(
-            f"--address: cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}{hint}"
-        ) from None
-    try:
-        info = RayInfo(
-            address=address or context.address_info.get("gcs_address", "local"),
-            local=not address,
-            resources=ray.cluster_resources(),
-            notes=notes,
-        )
-        _private_token()
+            _private_token(create=True)
+        temp_dir = None if address else _short_temp_dir()
+        # Ray's own warnings (e.g. that token authentication is on) only with --verbose:
+        # tinyab says what matters
+        level = logging.INFO if verbose else logging.ERROR
+        logging.getLogger("ray").setLevel(level)
+        kwargs: dict = {"log_to_driver": verbose, "logging_level": level}
         if address:
-            url = context.dashboard_url
-            info.dashboard_url = f"http://{url}" if url else None
-            info.notes.append(f"dashboard: http://{url}" if url else "dashboard: the cluster has none")
-        elif dashboard and not port:
-            info.notes.append(
-                "dashboard: not available, continuing without it: "
-                f"ports {DASHBOARD_PORT}-{DASHBOARD_PORT + 19} on {dashboard_host} are all in use"
-            )
+            kwargs["address"] = address
         else:
-            _describe_dashboard(info, context.dashboard_url, dashboard, dashboard_host)
-        yield info
-    finally:
-        ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            port = free_port(dashboard_host) if dashboard else None
+            kwargs.update(_temp_dir=temp_dir, include_dashboard=None if port else False)
+            if port:
+                kwargs.update(dashboard_host=dashboard_host, dashboard_port=port)
+        try:
+            context = ray.init(**kwargs)
+        except (ConnectionError, ValueError) as err:
+            if temp_dir:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            if not address:
+                raise UserError(f"cannot start a local Ray instance: {str(err).splitlines()[0]}") from None
+            hint = ""
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                hint = (
+                    " (a cluster started with `ray start` requires its token: set RAY_AUTH_MODE=token and "
+                    f"provide the token in {token_path()} or RAY_AUTH_TOKEN)"
+                )
+            raise UserError(
+                f"--address: cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0]}{hint}"
+            ) from None
+        try:
+            info = RayInfo(
+                address=address or context.address_info.get("gcs_address", "local"),
+                local=not address,
+                resources=ray.cluster_resources(),
+                notes=notes,
+            )
+            _private_token()
+            node_ip = context.address_info.get("node_ip_address", "")
+            if not address and not is_loopback(node_ip):
+                info.notes.append(
+                    f"WARNING: Ray chose node IP {node_ip}: its services listen beyond this machine's "
+                    "loopback (token authentication stays on)"
+                )
+            if address:
+                url = context.dashboard_url
+                info.dashboard_url = f"http://{url}" if url else None
+                info.notes.append(f"dashboard: http://{url}" if url else "dashboard: the cluster has none")
+            elif dashboard and not port:
+                info.notes.append(
+                    "dashboard: not available, continuing without it: "
+                    f"ports {DASHBOARD_PORT}-{DASHBOARD_PORT + 19} on {dashboard_host} are all in use"
+                )
+            else:
+                _describe_dashboard(info, context.dashboard_url, dashboard, dashboard_host)
+            yield info
+        finally:
+            ray.shutdown()
+            if temp_dir:
+                shutil.rmtree(temp_dir, ignore_errors=True)
