@@ -1,5 +1,6 @@
-"""A plain (non-editable) install finds the shipped studies: build the wheel, install it into a fresh
-virtual environment, and run `tinyab spaces` and a dry run from a folder outside the checkout."""
+"""A plain (non-editable) install finds the shipped studies: build the wheel (`python -m build`),
+install it into a fresh virtual environment, and run `tinyab spaces` and a dry run from a folder
+outside the checkout."""
 
 from __future__ import annotations
 
@@ -17,23 +18,8 @@ pytestmark = pytest.mark.slow
 
 def test_the_wheel_ships_the_studies_and_runs_a_dry_run(tmp_path: Path, mini_zip: Path) -> None:
     wheels = tmp_path / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(wheels),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    build = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(wheels), str(REPO)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("tinyab-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
