@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers.raycluster import RayCluster, ray_cluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +32,11 @@ def mini_zip() -> Path:
     if not path.is_file():
         pytest.fail(f"test data not found: {path} (set TINYAB_TEST_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RayCluster]:
+    """A real 2-node Ray cluster on this machine (two ``ray start`` nodes, the head with its dashboard),
+    started once for the session by the tests that need it."""
+    with ray_cluster(workers=1) as started:
+        yield started

@@ -1,20 +1,16 @@
 """tinyab search on real Ray and real SQLite: Optuna's pruner stopping trials, failures, a killed driver
-resumed, and a 2-node cluster (two ``ray start`` nodes on this machine, started once for the module)."""
+resumed, on a 2-node cluster (two ``ray start`` nodes on this machine: the ``cluster`` fixture)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,70 +19,14 @@ import yaml
 
 from helpers import curves
 from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, WARMUP, curve_train, expected_pruning
+from helpers.raycluster import TOKEN_ENV, RayCluster
 from tinyab.study.ray_runtime import RayOptions
 from tinyab.study.run import RunOptions, run_search
 from tinyab.study.spec import SearchStudy, build_study
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-RAY = Path(sys.executable).parent / "ray"
 ray.cloudpickle.register_pickle_by_value(curves)  # workers cannot import tests/
-
-
-# A 2-node Ray cluster on this machine, started with `ray start` and stopped by killing exactly the
-# processes it started (never `ray stop`, which would stop every Ray on the machine).
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _process_tree(marks: list[str]) -> set[int]:
-    """PIDs whose command line contains a mark, with all their descendants."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            table[int(entry.name)] = (ppid, cmd)
-    found = {pid for pid, (_, cmd) in table.items() if any(m in cmd for m in marks)} - {os.getpid()}
-    grew = True
-    while grew:
-        children = {pid for pid, (ppid, _) in table.items() if ppid in found} - found
-        found |= children
-        grew = bool(children)
-    return found
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    temp = tempfile.mkdtemp(prefix="tinyab-t-", dir="/tmp")
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # `ray start` clusters require the token in Ray 2.60
-    common = ["--num-cpus=1", "--disable-usage-stats"]
-    head = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"]
-    head += [f"--ray-client-server-port={_free_port()}", *common]
-    address = f"127.0.0.1:{port}"
-    try:
-        subprocess.run(head, env=env, check=True, capture_output=True, timeout=180)
-        subprocess.run(
-            [str(RAY), "start", f"--address={address}", *common],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
-        yield address
-    finally:
-        for pid in _process_tree([temp, f":{port} ", f":{port}\n", f"={address}"]):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", temp], check=False)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -118,13 +58,13 @@ def run_curves(results: str, address: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def pruned_run(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def pruned_run(cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     results = tmp_path_factory.mktemp("pruning")
     driver = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {Path(__file__).stem} as t; "
     )
-    driver += f"t.run_curves({str(results)!r}, {cluster!r})"
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    driver += f"t.run_curves({str(results)!r}, {cluster.address!r})"
+    env = {**os.environ, **TOKEN_ENV}
     done = subprocess.run(
         [sys.executable, "-c", driver], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
@@ -179,11 +119,13 @@ def test_a_failing_trial_is_recorded_with_its_first_line_and_the_search_goes_on(
 
 
 TINY = ["--set", "epochs=2", "--set", "seeds=2", "--set", "data.classes=2"]
-TINY += ["--set", "data.train_per_class=20", "--set", "data.val_per_class=10"]
+TINY += ["--set", "data.train_per_class=20", "--set", "data.val_per_class=10", "--set", "batch_size=20"]
 
 
 @pytest.fixture(scope="module")
-def killed_and_resumed(cluster: str, mini_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+def killed_and_resumed(
+    cluster: RayCluster, mini_zip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple:
     results = tmp_path_factory.mktemp("kill")
     command = [
         sys.executable,
@@ -196,8 +138,8 @@ def killed_and_resumed(cluster: str, mini_zip: Path, tmp_path_factory: pytest.Te
         "--data",
         str(mini_zip),
     ]
-    command += ["--results", str(results), "--address", cluster, *TINY]
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    command += ["--results", str(results), "--address", cluster.address, *TINY]
+    env = {**os.environ, **TOKEN_ENV}
     driver = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     trials_csv = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,9 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, noun: str) -> None:
         "--budget", help="sequential seeds: stop adding batches after this wall time (e.g. 90m, 2h, 3600s)"
     )
     parser.add_argument(
-        "--address", help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray"
+        "--address",
+        help="an existing Ray cluster (e.g. 10.0.0.5:6379); default: $RAY_ADDRESS (set for a driver "
+        "started by `ray job submit`), else a local Ray",
     )
     parser.add_argument(
         "--dashboard",
@@ -92,7 +95,7 @@ def run_request(args: argparse.Namespace, name: str) -> RunRequest:
         run=args.run,
         resume=args.resume,
         dry_run=args.dry_run,
-        address=args.address,
+        address=args.address or os.environ.get("RAY_ADDRESS") or None,
         dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
         budget_seconds=parse_duration(args.budget) if args.budget else None,
