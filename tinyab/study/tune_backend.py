@@ -27,6 +27,7 @@ from ray.tune.search import Searcher
 
 from tinyab.errors import UserError
 from tinyab.study.driver import Driver, TrialOutcome, TrialTask
+from tinyab.study.progress import short_values
 
 OUTCOME_KEY = "tinyab_outcome"
 TUNE_FOLDER = "ray_tune"  # Tune's own files in the run folder (tinyab never reads them back)
@@ -57,12 +58,23 @@ def setup_torch(cpus: float, gpus: float) -> str:
     return "cuda"
 
 
+def trial_label(task: TrialTask) -> str:
+    """``t0003 scheme=xavier weight_decay=0.0005 seed=1``: how a worker's log names its trial."""
+    return f"{task.trial_id} {short_values(task.values)} seed={task.seed}"
+
+
 def run_trial(config: dict[str, Any], train_fn: Callable[..., Any], data: str | None) -> None:
-    """Tune's function trainable (``config["task"]`` is the trial the driver planned)."""
+    """Tune's function trainable (``config["task"]`` is the trial the driver planned).
+
+    A Ray actor runs several trials in turn (Tune's ``reuse_actors`` saves a process start and the
+    torch import per trial), and Ray names an actor once, at creation; so the actor's log, which the
+    Ray dashboard shows on the actor's page, says which trial (id, arm, seed) it runs and when.
+    """
     from tinyab.config import load_recipe
 
     task: TrialTask = config["task"]
     tags = {"node": where_am_i(), "device": setup_torch(task.cpus, task.gpus)}
+    print(f"tinyab trial {trial_label(task)}: started on {tags['node']} ({tags['device']})", flush=True)
 
     def on_epoch(metrics: dict[str, Any]) -> None:
         tune.report({**metrics, **tags})
@@ -77,7 +89,9 @@ def run_trial(config: dict[str, Any], train_fn: Callable[..., Any], data: str | 
     except Exception as err:  # say why, then let Tune retry the trial on a fresh worker
         failed = TrialOutcome("failed", error=first_line(err))
         tune.report({OUTCOME_KEY: json.dumps(asdict(failed), default=float), **tags})
+        print(f"tinyab trial {trial_label(task)}: {failed.error}", flush=True)
         raise
+    print(f"tinyab trial {trial_label(task)}: {outcome.status}", flush=True)
     tune.report({OUTCOME_KEY: json.dumps(asdict(outcome), default=float), **tags})
 
 
