@@ -31,6 +31,7 @@ import pytest
 
 from helpers.runs import (
     REPO,
+    OptunaTrial,
     descendants,
     driver_env,
     optuna_trials,
@@ -55,8 +56,9 @@ FILES = ("trials.csv", "epochs.csv", "per_class.csv")
 
 @dataclass(frozen=True)
 class KillPoint:
-    """When to interrupt one driver: seconds after its launch, seconds after it printed its plan, or once
-    trials.csv holds ``records`` rows (at least one more than at its launch) and ``delay`` seconds more."""
+    """When to interrupt one driver: seconds after its launch (at the latest when it prints its plan),
+    seconds after it printed its plan (at the latest when it records its first trial), or ``delay``
+    seconds after trials.csv holds ``records`` rows (at least one more than at its launch)."""
 
     signal: str  # SIGKILL: the driver alone; SIGINT: its process group, as Ctrl-C in a terminal
     after_launch: float | None = None
@@ -66,9 +68,9 @@ class KillPoint:
 
     def __str__(self) -> str:
         if self.after_launch is not None:
-            return f"{self.signal} {self.after_launch:.2f}s after launch"
+            return f"{self.signal} {self.after_launch:.2f}s after launch"  # or at the plan
         if self.after_plan is not None:
-            return f"{self.signal} {self.after_plan:.2f}s after the plan"
+            return f"{self.signal} {self.after_plan:.2f}s after the plan"  # or at a first record
         return f"{self.signal} {self.delay:.2f}s after {self.records} recorded"
 
 
@@ -81,7 +83,7 @@ def kill_points(seed: int) -> list[KillPoint]:
         KillPoint("SIGKILL", records=k1, delay=rng.uniform(0.0, 0.3)),  # trials in flight
         KillPoint("SIGINT", records=k2, delay=rng.uniform(0.0, 0.2)),  # Ctrl-C mid-run
         KillPoint("SIGKILL", records=k3, delay=rng.uniform(0.0, 0.3)),
-        KillPoint("SIGKILL", records=TRIALS - 1, delay=rng.uniform(0.0, 1.0)),  # the last trial, or wrap-up
+        KillPoint("SIGKILL", records=TRIALS - 1, delay=rng.uniform(0.0, 0.4)),  # the last trial, or wrap-up
     ]
 
 
@@ -101,22 +103,26 @@ class Segment:
     rows_after: int = 0
     files: dict[str, bytes] = field(default_factory=dict)  # the CSVs as the driver left them
     torn: list[str] = field(default_factory=list)
-    optuna: list | str | None = None  # Optuna's trials as left (None: no database yet; str: unreadable)
+    optuna: list[OptunaTrial] | str | None = None  # as left (None: no database yet; str: unreadable)
     lock_left: bool = False
     processes: dict[int, tuple[str, str]] = field(default_factory=dict)  # all it started, seen as it ran
     folders: set[Path] = field(default_factory=set)  # its local Ray's temp dirs
     left: dict[int, str] = field(default_factory=dict)  # its processes still running when it ended
     lingering: dict[int, str] = field(default_factory=dict)  # still running SETTLE s later (clean ends)
 
+    def open_trials(self) -> list[OptunaTrial]:
+        """The Optuna trials it left open (asked or enqueued, never told)."""
+        if not isinstance(self.optuna, list):
+            return []
+        return [t for t in self.optuna if t.state in ("RUNNING", "WAITING")]
+
     def line(self) -> str:
         what = str(self.point) if self.point else "last --resume"
         at = f"at {self.at:5.1f}s" if self.at is not None else "not sent"
-        running = (
-            sum(state == "RUNNING" for _, state, _ in self.optuna) if isinstance(self.optuna, list) else 0
-        )
+        running = len(self.open_trials())
         return (
-            f"{what:<32} {at:<10} rc={self.rc:<3} {self.seconds:5.1f}s rows {self.rows_before:>2}->"
-            f"{self.rows_after:>2}, Optuna RUNNING {running}, Ray procs left {len(self.left)}: {self.doing}"
+            f"{what:<32} {at:<10} rc={self.rc!s:<3} {self.seconds:5.1f}s rows {self.rows_before:>2}->"
+            f"{self.rows_after:>2}, Optuna open {running}, Ray procs left {len(self.left)}: {self.doing}"
         )
 
 
@@ -159,14 +165,15 @@ def _doing(lines: list[str], before: int, run_dir: Path) -> str:
     return f"mid-run: {rows}/{TRIALS} recorded"
 
 
-def _fire_at(point: KillPoint, plan_at: float | None, before: int, run_dir: Path, now: float) -> float | None:
-    if point.after_launch is not None:
-        return point.after_launch
-    if point.after_plan is not None:
-        return None if plan_at is None else plan_at + point.after_plan
-    assert point.records is not None
-    target = min(max(point.records, before + 1), TRIALS)
-    return now + point.delay if _rows(run_dir) >= target else None
+def _due(
+    point: KillPoint, now: float, plan_at: float | None, rows: int, before: int, met_at: float | None
+) -> bool:
+    """Whether the kill point is reached (``met_at``: when trials.csv first held the rows it waits for)."""
+    if point.after_launch is not None:  # start-up on any machine: never past the plan
+        return now >= point.after_launch or plan_at is not None
+    if point.after_plan is not None:  # the first trials of the session: never past its first record
+        return (plan_at is not None and now >= plan_at + point.after_plan) or rows > before
+    return met_at is not None and now >= met_at + point.delay
 
 
 def run_segment(command: list[str], run_dir: Path, point: KillPoint | None) -> Segment:
@@ -196,16 +203,21 @@ def run_segment(command: list[str], run_dir: Path, point: KillPoint | None) -> S
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    fire_at, next_scan, now = None, 0.0, 0.0
+    due, met_at, next_scan, now = False, None, 0.0, 0.0
+    target = min(max(point.records or 0, seg.rows_before + 1), TRIALS) if point else TRIALS
     while proc.poll() is None and now < WAIT:
         now = time.monotonic() - start
         if now >= next_scan:
             seg.processes |= descendants(proc.pid)
             seg.folders |= _owned_folders(proc.pid)
             next_scan = now + 0.5
-        if point is not None and fire_at is None:
-            fire_at = _fire_at(point, plan_at[0] if plan_at else None, seg.rows_before, run_dir, now)
-        if fire_at is not None and now >= fire_at:
+        rows = _rows(run_dir)
+        if met_at is None and rows >= target:
+            met_at = now
+        if point is not None and _due(
+            point, now, plan_at[0] if plan_at else None, rows, seg.rows_before, met_at
+        ):
+            due = True
             break
         time.sleep(0.02)
     if proc.poll() is None:
@@ -213,7 +225,7 @@ def run_segment(command: list[str], run_dir: Path, point: KillPoint | None) -> S
         seg.folders |= _owned_folders(proc.pid)
         seg.doing = _doing(list(lines), seg.rows_before, run_dir)
         seg.at = time.monotonic() - start
-        if point is None or fire_at is None:  # ran past WAIT
+        if point is None or not due:  # ran past WAIT
             seg.doing, seg.at = f"still running after {WAIT}s: killed", None
             proc.kill()
         elif point.signal == "SIGKILL":
@@ -338,7 +350,7 @@ def test_after_every_interruption_the_records_are_whole(chain: tuple[Path, list[
             ), f"{t['trial_id']}: epoch rows; {where}"
             assert sum(i == t["trial_id"] for i, _ in classes) == CLASSES, f"{t['trial_id']}; {where}"
         assert not isinstance(seg.optuna, str), f"optuna.db {seg.optuna}; {where}"
-        complete = [tid for tid, state, _ in seg.optuna or [] if state == "COMPLETE"]
+        complete = [t.trial for t in seg.optuna or [] if t.state == "COMPLETE"]
         assert len(complete) == len(set(complete)), f"Optuna told a trial COMPLETE twice; {where}"
         assert set(complete) <= set(ids), f"Optuna COMPLETE for unrecorded trials; {where}"
 
@@ -367,11 +379,11 @@ def test_the_last_resume_records_every_planned_trial_once_and_optuna_agrees(
     ids = [t["trial_id"] for t in trials]
     lost, duplicated = sorted(set(PLANNED) - set(ids)), len(ids) - len(set(ids))
     states = optuna_trials(run_dir / "optuna.db")
-    complete = sorted(tid for tid, state, _ in states if state == "COMPLETE")
-    others = [(tid, state) for tid, state, _ in states if state != "COMPLETE"]
+    complete = sorted(str(t.trial) for t in states if t.state == "COMPLETE")
+    others = [t for t in states if t.state != "COMPLETE"]
     print(
         f"{table}\ntrials lost: {len(lost)}, duplicated: {duplicated}; Optuna: {len(complete)} COMPLETE, "
-        f"{sum(s == 'FAIL' for _, s in others)} FAIL, {len(states)} in all"
+        f"{sum(t.state == 'FAIL' for t in others)} FAIL, {len(states)} in all"
     )
     assert sorted(ids) == PLANNED, f"lost {lost}, {duplicated} duplicated; {table}"
     assert all(t["status"] == "completed" for t in trials), table
@@ -384,9 +396,17 @@ def test_the_last_resume_records_every_planned_trial_once_and_optuna_agrees(
         (i, c) for i in PLANNED for c in range(CLASSES)
     ], table
     assert complete == PLANNED, f"one COMPLETE Optuna trial per recorded trial; {table}"
-    assert all(step == EPOCHS for _, state, step in states if state == "COMPLETE"), table
-    assert {state for _, state in others} <= {"FAIL"}, f"{others}; {table}"  # abandoned by a kill
-    assert {tid for tid, _ in others} <= {*PLANNED, None}, table
+    assert all(t.step == EPOCHS for t in states if t.state == "COMPLETE"), table
+    assert {t.state for t in others} <= {"FAIL"}, f"{others}; {table}"
+    # each Optuna trial an interruption left open was closed on resume: FAIL when its trial had not been
+    # recorded (it ran again as a new Optuna trial), its recorded outcome when it had; nothing else failed
+    unrecorded = {
+        t.number
+        for seg in segments
+        for t in seg.open_trials()
+        if t.trial not in {row["trial_id"] for row in _parse(seg.files.get("trials.csv", b""))}
+    }
+    assert {t.number for t in others} == unrecorded, f"{others}; {table}"
     seeds: dict[tuple[str, str], set[str]] = {}
     for t in trials:  # the paired design survived: every arm ran with the same seeds
         seeds.setdefault((t["init.scheme"], t["optim.weight_decay"]), set()).add(t["seed"])

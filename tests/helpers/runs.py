@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,9 @@ def search_command(study: str, data: Path, results: Path, *extra: str) -> list[s
 
 
 def driver_env() -> dict[str, str]:
-    """The test's environment for a local-Ray driver: no cluster token mode, output line by line."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    """The test's environment for a driver on its own local Ray (no cluster address or cluster token
+    mode from the caller's environment), printing line by line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
     return env | {"PYTHONUNBUFFERED": "1"}
 
 
@@ -56,8 +58,15 @@ def torn(path: Path) -> str | None:
     return None
 
 
-def optuna_trials(db: Path) -> list[tuple[str | None, str, int | None]]:
-    """(tinyab trial id or None, state, last reported step) of every Optuna trial, with plain SQL.
+class OptunaTrial(NamedTuple):
+    number: int  # Optuna's trial_id: unique in the database, kept when a waiting trial is asked
+    trial: str | None  # tinyab's trial id (its ``tinyab_trial`` user attribute), None if not set yet
+    state: str
+    step: int | None  # the last epoch reported
+
+
+def optuna_trials(db: Path) -> list[OptunaTrial]:
+    """Every Optuna trial in a run's database, read with plain SQL.
 
     Read from a copy of the database (with its journal): a hot journal left by a killed driver is
     rolled back in the copy, and the run's own files stay exactly as the kill left them.
@@ -70,13 +79,13 @@ def optuna_trials(db: Path) -> list[tuple[str | None, str, int | None]]:
         con = sqlite3.connect(copy)
         try:
             rows = con.execute(
-                "SELECT a.value_json, t.state, (SELECT MAX(step) FROM trial_intermediate_values v "
-                "WHERE v.trial_id = t.trial_id) FROM trials t LEFT JOIN trial_user_attributes a "
+                "SELECT t.trial_id, a.value_json, t.state, (SELECT MAX(step) FROM trial_intermediate_values "
+                "v WHERE v.trial_id = t.trial_id) FROM trials t LEFT JOIN trial_user_attributes a "
                 "ON a.trial_id = t.trial_id AND a.key = 'tinyab_trial'"
             ).fetchall()
         finally:
             con.close()
-    return [(json.loads(tid) if tid else None, state, step) for tid, state, step in rows]
+    return [OptunaTrial(n, json.loads(tid) if tid else None, state, step) for n, tid, state, step in rows]
 
 
 # Processes: every one a driver started, told apart from a later process with a reused PID by its start time
