@@ -17,11 +17,11 @@ import pytest
 from test_data_helpers import build_small_dataset, mini_with, zip_folder
 
 from helpers.network import closed_port, go_offline
-from tinyab.data import OFFICIAL_URL, download, ensure_dataset, open_dataset, resolve_data_path
-from tinyab.data.download import OFFICIAL_MD5, extract, fetch
+from tinyab.data import ensure_dataset, open_dataset, resolve_data_path
+from tinyab.data.download import OFFICIAL_MD5, OFFICIAL_URL, download, extract, fetch
 from tinyab.errors import DataError
 
-download_module = importlib.import_module("tinyab.data.download")  # the package's `download` is the function
+download_module = importlib.import_module("tinyab.data.download")  # the module, not its function
 WAYS = (
     "; ways forward: --data PATH (a Tiny ImageNet zip or folder you have), set $TINYAB_DATA=PATH, "
     "or 'tinyab data download --url URL' (a mirror)"

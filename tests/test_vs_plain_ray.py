@@ -10,7 +10,7 @@ import pytest
 
 from tinyab.config import load_recipe
 from tinyab.data import open_dataset
-from tinyab.data.arrays import select_subset
+from tinyab.data.subset import select_subset
 from tinyab.models import build_model, count_parameters
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"

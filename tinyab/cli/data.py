@@ -49,7 +49,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from tinyab.data import OFFICIAL_URL, download, tinyab_home
+    from tinyab.data.download import OFFICIAL_URL, download
+    from tinyab.data.locate import tinyab_home
 
     folder = download(args.dir or tinyab_home(), url=args.url or OFFICIAL_URL)
     print(f"dataset ready at {folder}")

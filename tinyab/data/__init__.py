@@ -1,27 +1,35 @@
-"""Tiny ImageNet: layout reader (zip or folder), download, uint8 cache, device batches and augmentation."""
+"""Tiny ImageNet: layout reader (zip or folder), download, uint8 cache, device batches and augmentation.
 
-from tinyab.data.arrays import DatasetArrays, load_arrays
-from tinyab.data.batches import Batch, eval_batches, train_batches
-from tinyab.data.download import OFFICIAL_URL, download, ensure_dataset
-from tinyab.data.info import DatasetInfo, dataset_info
-from tinyab.data.layout import TinyImageNetSource, open_dataset
-from tinyab.data.locate import default_cache_dir, default_dataset_dir, resolve_data_path, tinyab_home
+The names below are imported from their modules on first use: a study's driver reads the layout and
+downloads without importing torch (seconds of a short search), which only the arrays and batches need.
+"""
 
-__all__ = [
-    "OFFICIAL_URL",
-    "Batch",
-    "DatasetArrays",
-    "DatasetInfo",
-    "TinyImageNetSource",
-    "dataset_info",
-    "default_cache_dir",
-    "default_dataset_dir",
-    "download",
-    "ensure_dataset",
-    "eval_batches",
-    "load_arrays",
-    "open_dataset",
-    "resolve_data_path",
-    "tinyab_home",
-    "train_batches",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "DatasetArrays": "arrays",
+    "load_arrays": "arrays",
+    "Batch": "batches",
+    "eval_batches": "batches",
+    "train_batches": "batches",
+    "OFFICIAL_URL": "download",
+    "ensure_dataset": "download",
+    "DatasetInfo": "info",
+    "dataset_info": "info",
+    "TinyImageNetSource": "layout",
+    "open_dataset": "layout",
+    "default_cache_dir": "locate",
+    "default_dataset_dir": "locate",
+    "resolve_data_path": "locate",
+    "tinyab_home": "locate",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'tinyab.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tinyab.data.{_HOMES[name]}"), name)

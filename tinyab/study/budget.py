@@ -32,7 +32,7 @@ def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]
     if data is None:
         return {}
     from tinyab.data import open_dataset
-    from tinyab.data.arrays import select_subset
+    from tinyab.data.subset import select_subset
 
     counts = {}
     with open_dataset(data) as source:
