@@ -226,3 +226,15 @@ def test_set_suggestions_come_from_the_study_vocabulary_first() -> None:
     with pytest.raises(ConfigError, match=r"seed: a study runs its arms on its seeds; set seeds="):
         build(GOOD, None, {"seed": 3})
     assert build(GOOD, None, {"seeds": 2, "epochs": 2}).seed_list == [0, 1]
+
+
+def test_the_driver_of_a_search_never_imports_torch(mini_zip) -> None:
+    """Only trials train: the driver's 2 s of torch import would be a whole trial's worth on a short study."""
+    code = (
+        "import sys; from tinyab.study import RunRequest, search; "
+        f"search(RunRequest('init_vs_wd', data={str(mini_zip)!r}, dry_run=True), print); "
+        "import tinyab.study.run, tinyab.study.tune_backend, tinyab.study.monitors, tinyab.data; "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "False", done.stdout

@@ -16,6 +16,7 @@ from tinyab.errors import UserError
 from tinyab.io import check_output_dir
 from tinyab.study import catalog
 from tinyab.study.budget import ablation_budget, images_per_epoch, seed_plan
+from tinyab.study.environment import visible_gpus
 from tinyab.study.plan import search_plan, tune_plan
 from tinyab.study.progress import plan_lines
 from tinyab.study.ray_runtime import RayOptions
@@ -51,9 +52,7 @@ def choose_profile(requested: str, profiles: list[str]) -> tuple[str | None, str
         return requested, f"profile: {requested}"
     if not profiles:
         return None, "profile: the study defines none; running it as written"
-    import torch
-
-    gpu = torch.cuda.is_available()
+    gpu = bool(visible_gpus())
     chosen = "full" if gpu else "smoke"
     reason = "a GPU is visible" if gpu else "no GPU is visible"
     return chosen, f"profile: auto -> {chosen} ({reason}; choose with --profile smoke|full)"

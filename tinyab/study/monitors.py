@@ -12,6 +12,7 @@ GPU machine) need neither package.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,38 +41,80 @@ def _number(value: Any) -> float | None:
         return None
 
 
+class EventFile:
+    """One TensorBoard event file: scalars and text, written with TensorBoard's own writer and protos
+    (what ``torch.utils.tensorboard`` does, without importing torch into the driver)."""
+
+    def __init__(self, folder: Path) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self.writer = EventFileWriter(str(folder))
+
+    def _add(self, value: Any, step: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        self.writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=[value])))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        self._add(Summary.Value(tag=tag, simple_value=value), step)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboard.compat.proto.tensor_pb2 import TensorProto
+        from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+        from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
+
+        plugin = SummaryMetadata.PluginData(
+            plugin_name="text", content=TextPluginData(version=0).SerializeToString()
+        )
+        tensor = TensorProto(
+            dtype="DT_STRING",
+            string_val=[text.encode()],
+            tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=1)]),
+        )
+        metadata = SummaryMetadata(plugin_data=plugin)
+        self._add(Summary.Value(tag=f"{tag}/text_summary", metadata=metadata, tensor=tensor), step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class TensorBoardMonitor:
     """One TensorBoard event file per trial, flushed every epoch."""
 
     def __init__(self, run_dir: Path) -> None:
         self.folder = run_dir / "tensorboard"
-        self.writers: dict[str, Any] = {}
+        self.files: dict[str, EventFile] = {}
 
     def epoch(self, task: TrialTask, metrics: Mapping[str, Any]) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = self.writers.get(task.trial_id)
-        if writer is None:
-            writer = self.writers[task.trial_id] = SummaryWriter(str(self.folder / task.trial_id))
+        events = self.files.get(task.trial_id)
+        if events is None:
+            events = self.files[task.trial_id] = EventFile(self.folder / task.trial_id)
             labels = ", ".join(f"{k}={v}" for k, v in task.values.items())
-            writer.add_text("trial", f"{task.trial_id}: {labels}, seed {task.seed}")
+            events.text("trial", f"{task.trial_id}: {labels}, seed {task.seed}")
         step = int(metrics["epoch"])
         for key in EPOCH_METRICS:
             value = _number(metrics.get(key))
             if value is not None:
-                writer.add_scalar(TAGS[key], value, step)
-        writer.flush()
+                events.scalar(TAGS[key], value, step)
+        events.flush()
 
     def finished(self, task: TrialTask, record: TrialRecord) -> None:
-        writer = self.writers.pop(task.trial_id, None)
-        if writer is not None:
-            writer.add_text("outcome", f"{record.status}: best val top-1 {record.best_val_top1}")
-            writer.close()
+        events = self.files.pop(task.trial_id, None)
+        if events is not None:
+            events.text("outcome", f"{record.status}: best val top-1 {record.best_val_top1}")
+            events.close()
 
     def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
+        for events in self.files.values():
+            events.close()
+        self.files.clear()
 
 
 class MlflowMonitor:

@@ -239,7 +239,6 @@ def _execute(
     from tinyab.study.budget import images_per_epoch
     from tinyab.study.optuna_bridge import OptunaBridge
     from tinyab.study.tune_backend import fit
-    from tinyab.train.engine import train
 
     out, data = options.out, options.data
     growth = seed_growth(plan, options)
@@ -258,7 +257,7 @@ def _execute(
     driver = Driver(plan, list(finished.values()), bridge, records, progress, out, growth, monitors)
     try:
         if todo:
-            fit(driver, run_dir, most_trials(plan) - len(finished), options.train_fn or train, data)
+            fit(driver, run_dir, most_trials(plan) - len(finished), options.train_fn, data)
     finally:
         records.close()
         for monitor in monitors:

@@ -63,14 +63,18 @@ def trial_label(task: TrialTask) -> str:
     return f"{task.trial_id} {short_values(task.values)} seed={task.seed}"
 
 
-def run_trial(config: dict[str, Any], train_fn: Callable[..., Any], data: str | None) -> None:
+def run_trial(config: dict[str, Any], train_fn: Callable[..., Any] | None, data: str | None) -> None:
     """Tune's function trainable (``config["task"]`` is the trial the driver planned).
 
     A Ray actor runs several trials in turn (Tune's ``reuse_actors`` saves a process start and the
     torch import per trial), and Ray names an actor once, at creation; so the actor's log, which the
     Ray dashboard shows on the actor's page, says which trial (id, arm, seed) it runs and when.
+    ``train_fn`` None is :func:`tinyab.train.engine.train`, imported here: the driver never needs torch.
     """
     from tinyab.config import load_recipe
+
+    if train_fn is None:
+        from tinyab.train.engine import train as train_fn
 
     task: TrialTask = config["task"]
     tags = {"node": where_am_i(), "device": setup_torch(task.cpus, task.gpus)}
@@ -215,7 +219,9 @@ def _last_error_line(lines: list[str]) -> str:
     return "the trial's worker died"
 
 
-def fit(driver: Driver, run_dir: Path, count: int, train_fn: Callable[..., Any], data: str | None) -> None:
+def fit(
+    driver: Driver, run_dir: Path, count: int, train_fn: Callable[..., Any] | None, data: str | None
+) -> None:
     """Run ``count`` trials of the driver's plan on the connected Ray; returns when all are done."""
     resources = driver.plan.resources
     trainable = tune.with_resources(
