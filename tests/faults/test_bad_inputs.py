@@ -143,6 +143,14 @@ CASES: list[tuple[str, list[str], str]] = [
     ("train --data not a zip", ["train", "smoke", "--data", "{tmp}/file"], "file"),
     ("train --resume without --out", ["train", "smoke", "--data", "{zip}", "--resume"], "--resume"),
     ("train batch_size above the data", [*TRAIN, "--set", "batch_size=501"], "batch_size: 501 is more than"),
+    (
+        "search batch_size above the data (not --dry-run)",
+        [
+            *("search", "init_vs_wd", "--profile", "smoke", "--results", "{tmp}/res", "--data", "{zip}"),
+            *("--set", "data.train_per_class=null", "--set", "data.classes=2", "--set", "batch_size=120"),
+        ],
+        "batch_size: 120 is more than the training set's 100 images",
+    ),
     ("resume another recipe", [*RESUME, "--set", "optim.lr=0.05"], "optim.lr 0.1 in the run, 0.05 now"),
     ("resume more one_cycle epochs", [*RESUME, "--set", "epochs=2"], "one_cycle schedule is scaled"),
     ("resume truncated checkpoint", RESUME, "last.pt: cannot read checkpoint, truncated or corrupt"),

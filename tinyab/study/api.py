@@ -90,10 +90,11 @@ def search(request: RunRequest, out: Printer = print) -> bool:
     """``tinyab search``: run (or resume, or only plan) a search study; True when it is complete."""
     study, profile, source, run_dir, data = _prepare("search", request, out)
     assert isinstance(study, SearchStudy)
+    plan = search_plan(study, profile, source)
+    per_epoch = images_per_epoch(plan, data)  # refuses, before Ray starts, a batch larger than the data
     if request.dry_run:
-        plan = search_plan(study, profile, source)
         slots = plan.slots()
-        for line in plan_lines(plan, profile, slots, slots, images_per_epoch(plan, data), run_dir):
+        for line in plan_lines(plan, profile, slots, slots, per_epoch, run_dir):
             out(line)
         for line in seed_plan(plan, study, request.results / study.name, None):
             out(line)

@@ -28,7 +28,11 @@ DEFAULT_SEED_SD = 0.015  # accuracy as a fraction: 1.5 points
 
 
 def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]:
-    """Train + validation images each arm's recipe goes through per epoch (needs the data)."""
+    """Train + validation images each arm's recipe goes through per epoch (needs the data).
+
+    An arm whose batch is larger than its training set is refused here, before Ray starts: the recipe
+    alone cannot tell when it takes every image of a class and the dataset has fewer than 500.
+    """
     if data is None:
         return {}
     from tinyab.data import open_dataset
@@ -38,10 +42,15 @@ def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]
     with open_dataset(data) as source:
         for index, arm in enumerate(plan.arms):
             recipe = arm.recipe({}, 0)
-            subset = select_subset(
+            train, _, val, _ = select_subset(
                 source, recipe.data.classes, recipe.data.train_per_class, recipe.data.val_per_class
             )
-            counts[index] = len(subset[0]) + len(subset[2])
+            if recipe.batch_size > len(train):
+                raise UserError(
+                    f"batch_size: {recipe.batch_size} is more than the training set's {len(train):,} "
+                    f"images (data.classes {recipe.data.classes} of {data}); expected at most {len(train)}"
+                )
+            counts[index] = len(train) + len(val)
     return counts
 
 
