@@ -5,8 +5,8 @@ driver's process group, as a terminal sends it), each followed by ``--resume``, 
 to the end. After every interruption the records are whole; at the end every planned trial is recorded
 once, Optuna's SQLite study agrees, and no Ray process of these runs is left.
 
-The kill points come from a seeded generator: each session draws a seed, which is in every test id and
-assertion message; ``TINYAB_KILL_SEED=N`` replays a schedule (the moments, not the timing of Ray).
+The kill points come from a seeded generator: each session draws a seed, printed with the schedule and
+in every assertion message; ``TINYAB_KILL_SEED=N`` replays a schedule (the moments, not Ray's timing).
 """
 
 from __future__ import annotations
@@ -285,17 +285,15 @@ def _kill_leftovers(segments: list[Segment]) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module", params=[SEED], ids=[f"seed={SEED}"])
-def chain(
-    request: pytest.FixtureRequest, mini_zip: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, list[Segment]]]:
+@pytest.fixture(scope="module")
+def chain(mini_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Segment]]]:
     results = tmp_path_factory.mktemp("kill_points")
     run_dir = results / "init_vs_wd" / RUN
     command = search_command("init_vs_wd", mini_zip, results, "--run", RUN, "--no-dashboard")
     segments: list[Segment] = []
     print(f"kill points of {REPLAY}:")
     try:
-        for point in [*kill_points(request.param), None]:
+        for point in [*kill_points(SEED), None]:
             segments.append(run_segment(command, run_dir, point))
             print(segments[-1].line(), flush=True)
             if point is not None and segments[-1].at is None:
@@ -319,7 +317,7 @@ def test_the_kill_points_land_at_varied_moments(chain: tuple[Path, list[Segment]
     interrupted = segments[:-1]
     assert len(segments) == len(kill_points(SEED)) + 1, f"a driver ended before its kill point:\n{table}"
     assert all(seg.at is not None for seg in interrupted), table  # every signal reached a live driver
-    assert sum(seg.point is not None and seg.point.signal == "SIGKILL" for seg in interrupted) >= 5
+    assert sum(seg.point is not None and seg.point.signal == "SIGKILL" for seg in interrupted) >= 5, table
     assert interrupted[0].rows_after == 0, table  # before any trial was recorded
     assert sum(seg.doing.startswith("mid-run") for seg in interrupted) >= 2, table  # trials in flight
     assert interrupted[-1].rows_after >= TRIALS - 1, table  # near the end
@@ -420,7 +418,7 @@ def test_ctrl_c_ends_the_search_cleanly_and_resume_finishes_it(chain: tuple[Path
     where = f"{REPLAY}; {seg.line()}\n{seg.output}"
     assert seg.at is not None and seg.doing.startswith("mid-run"), where
     assert seg.rc is not None and seg.rc > 0, where  # a non-zero exit of its own, not death by the signal
-    assert "Traceback" not in seg.output, where
+    assert "Traceback" not in seg.output and "Tuner.restore" not in seg.output, where  # tinyab's way only
     left = TRIALS - seg.rows_after
     assert f"incomplete: {left} trial(s) not run; continue with --resume" in seg.output, where
     assert not seg.torn and not seg.lock_left, where
@@ -436,8 +434,9 @@ def test_ctrl_c_ends_the_search_cleanly_and_resume_finishes_it(chain: tuple[Path
 
 def test_no_ray_process_of_these_runs_is_left(chain: tuple[Path, list[Segment]]) -> None:
     _, segments = chain
-    assert segments[-1].lingering == {}, segments[-1].lingering  # the last driver ended its own Ray
-    assert any(seg.left for seg in segments[:-1]), "no kill left Ray processes (what the reaper is for)"
+    table = _table(segments)
+    assert segments[-1].lingering == {}, f"{segments[-1].lingering}; {table}"  # it ended its own Ray
+    assert any(seg.left for seg in segments[:-1]), f"no kill left Ray processes to reap; {table}"
     deadline = time.monotonic() + SETTLE
     while time.monotonic() < deadline:
         left = {pid: cmd for seg in segments for pid, cmd in still_running(seg.processes).items()}
@@ -446,4 +445,4 @@ def test_no_ray_process_of_these_runs_is_left(chain: tuple[Path, list[Segment]])
         if not left and not folders:
             break
         time.sleep(0.5)
-    assert not left and not folders, f"{REPLAY}: left {left}, folders {folders}"
+    assert not left and not folders, f"left {left}, folders {folders}; {table}"
