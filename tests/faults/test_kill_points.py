@@ -446,3 +446,15 @@ def test_no_ray_process_of_these_runs_is_left(chain: tuple[Path, list[Segment]])
             break
         time.sleep(0.5)
     assert not left and not folders, f"left {left}, folders {folders}; {table}"
+
+
+def test_ctrl_c_before_tune_starts_says_how_to_resume(mini_zip: Path, tmp_path: Path) -> None:
+    """Ctrl-C right as the plan is printed, before Tune's own handler is in place: one line on how to go
+    on, no traceback, Ray ended with the driver."""
+    command = search_command("init_vs_wd", mini_zip, tmp_path, "--run", "early", "--no-dashboard")
+    seg = run_segment(command, tmp_path / "init_vs_wd" / "early", KillPoint("SIGINT", after_plan=0.0))
+    where = f"{seg.line()}\n{seg.output}"
+    assert seg.at is not None and seg.rc is not None and seg.rc > 0, where
+    assert "continue with --resume" in seg.output and "Traceback" not in seg.output, where
+    assert not seg.torn and not seg.lock_left, where
+    assert seg.lingering == {}, f"Ray processes {SETTLE}s after Ctrl-C: {seg.lingering}; {where}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -13,8 +14,11 @@ import optuna
 import pytest
 
 from tinyab.errors import UserError
-from tinyab.records.lock import LOCK, run_lock
+from tinyab.records.lock import LOCK, pid_alive, run_lock
+from tinyab.records.reader import find_runs
+from tinyab.records.writer import RecordsWriter
 from tinyab.study.optuna_bridge import open_storage
+from tinyab.study.run import find_run_dir
 
 
 def test_a_second_driver_is_refused_while_the_first_lives_and_a_dead_ones_lock_is_taken_over(
@@ -73,3 +77,45 @@ def test_the_report_refuses_records_with_a_trial_recorded_twice(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "trials.csv: trial " in err and "2 trial(s) duplicated" in err
     assert sorted(p.name for p in run.iterdir()) == before  # no report folder written
+
+
+def test_a_zombie_driver_does_not_hold_its_run(tmp_path: Path) -> None:
+    """A killed driver its parent has not reaped yet is dead: its lock is taken over."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = {"pid": child.pid, "host": socket.gethostname(), "started": time.time()}
+        (tmp_path / LOCK).write_text(json.dumps(lock))
+        child.kill()
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.05)
+        assert not pid_alive(child.pid)
+        notes: list[str] = []
+        with run_lock(tmp_path, notes.append):
+            assert json.loads((tmp_path / LOCK).read_text())["pid"] == os.getpid()
+        assert f"left by PID {child.pid}, which is gone" in notes[0]
+    finally:
+        child.wait()
+    assert pid_alive(os.getpid())
+
+
+def test_a_run_folder_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    """A new run is made under a hidden name and renamed into place; a leftover hidden folder (a driver
+    killed while making one) is neither resumed nor reported."""
+    run_dir = tmp_path / "study" / "smoke-20260101-000000"
+    RecordsWriter(run_dir, ["x"], "val_top1").create({"name": "study", "seeds": [0]}, {"python": "3"})
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "environment.json",
+        "epochs.csv",
+        "per_class.csv",
+        "study.yaml",
+        "trials.csv",
+    ]
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]  # nothing left beside it
+    with pytest.raises(UserError, match="already exists; pass --resume"):
+        RecordsWriter(run_dir, ["x"], "val_top1").create({"name": "study"}, {})
+    leftover = run_dir.with_name(".smoke-20260102-000000.abc123")
+    shutil.copytree(run_dir, leftover)
+    assert find_run_dir(tmp_path, "study", "smoke", None) == run_dir
+    assert find_runs(tmp_path) == [run_dir]

@@ -20,24 +20,33 @@ LOCK = "driver.lock"
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists (on this host)."""
+    """Whether a process with this PID runs (on this host); a zombie, dead but not yet reaped by its
+    parent, does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the signal check is all there is
+    return state not in ("Z", "X")
 
 
 def _create(path: Path) -> bool:
-    """Write the lock if nobody holds it; False when the file exists."""
+    """Write the lock if nobody holds it; False when the file exists. The content is written to a
+    private file first and linked into place, so the lock never exists empty (a kill mid-write)."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.write_text(json.dumps(holder))
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(staging, path)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, f)
+    finally:
+        staging.unlink(missing_ok=True)
     return True
 
 

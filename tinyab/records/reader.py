@@ -71,12 +71,18 @@ class StudyRecords:
 
 
 def find_runs(path: Path) -> list[Path]:
-    """Every folder at or below ``path`` that holds ``study.yaml`` and ``trials.csv``, sorted."""
+    """Every folder at or below ``path`` that holds ``study.yaml`` and ``trials.csv``, sorted (hidden
+    folders, such as a run folder a killed driver was still making, are not runs)."""
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
         path = path.parent
-    found = {p.parent for p in path.rglob("trials.csv") if (p.parent / "study.yaml").is_file()}
+    found = {
+        p.parent
+        for p in path.rglob("trials.csv")
+        if (p.parent / "study.yaml").is_file()
+        and not any(part.startswith(".") for part in p.parent.relative_to(path).parts)
+    }
     if (path / "trials.csv").is_file() and (path / "study.yaml").is_file():
         found.add(path)
     return sorted(found)

@@ -9,6 +9,9 @@ that has no ``trials.csv`` row yet.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -16,7 +19,7 @@ from typing import IO, Any
 import yaml
 
 from tinyab.errors import UserError
-from tinyab.io import atomic_write_text
+from tinyab.io import atomic_write_text, current_umask
 from tinyab.records.csvfiles import complete_lines, csv_text, read_rows
 from tinyab.records.schema import EPOCH_COLUMNS, PER_CLASS_COLUMNS, TrialRecord, trial_columns
 
@@ -44,12 +47,22 @@ class RecordsWriter:
         self._files: dict[str, IO[str]] = {}
 
     def create(self, study: Mapping[str, Any], environment: Mapping[str, Any]) -> None:
-        """A new run folder: resolved study, environment and the CSV headers."""
-        self.run_dir.mkdir(parents=True, exist_ok=False)
-        write_yaml(self.run_dir / "study.yaml", study)
-        self.write_environment(environment)
+        """A new run folder: resolved study, environment and the CSV headers. It is filled under a
+        hidden name and renamed into place, so a kill never leaves a half-made run to resume."""
+        if self.run_dir.exists():
+            raise UserError(f"{self.run_dir}: already exists; pass --resume to continue it")
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.run_dir.name}.", dir=self.run_dir.parent))
+        os.chmod(staging, 0o777 & ~current_umask())
+        write_yaml(staging / "study.yaml", study)
+        write_json(staging / "environment.json", environment)
         for name, columns in self.columns.items():
-            atomic_write_text(self.run_dir / name, csv_text(columns, [], header=True))
+            atomic_write_text(staging / name, csv_text(columns, [], header=True))
+        try:
+            staging.rename(self.run_dir)  # refused if another driver made the folder meanwhile
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise UserError(f"{self.run_dir}: already exists; pass --resume to continue it") from None
 
     def write_environment(self, environment: Mapping[str, Any]) -> None:
         write_json(self.run_dir / "environment.json", environment)

@@ -225,7 +225,11 @@ def run_study(
             plan = resumed_plan(run_dir, plan)
             finished = records.reopen()
             records.write_environment(env)
-        return _execute(plan, run_dir, records, finished, options)
+        try:
+            return _execute(plan, run_dir, records, finished, options)
+        except KeyboardInterrupt:  # Tune handles Ctrl-C only while trials run; before, it lands here
+            options.out(f"interrupted; continue with --resume (records: {run_dir})")
+            raise
 
 
 def _execute(
