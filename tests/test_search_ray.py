@@ -3,11 +3,9 @@ resumed, on a 2-node cluster (two ``ray start`` nodes on this machine: the ``clu
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import yaml
 from helpers import curves
 from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, WARMUP, curve_train, expected_pruning
 from helpers.raycluster import TOKEN_ENV, RayCluster
+from helpers.runs import TINY, optuna_trials, read_csv
 from tinyab.study.ray_runtime import RayOptions
 from tinyab.study.run import RunOptions, run_search
 from tinyab.study.spec import SearchStudy, build_study
@@ -27,22 +26,6 @@ from tinyab.study.spec import SearchStudy, build_study
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 ray.cloudpickle.register_pickle_by_value(curves)  # workers cannot import tests/
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def optuna_trials(db: Path) -> list[tuple[str, str, int | None]]:
-    """(tinyab trial id, state, last reported step) of every Optuna trial, read with plain SQL."""
-    with sqlite3.connect(db) as con:
-        rows = con.execute(
-            "SELECT a.value_json, t.state, (SELECT MAX(step) FROM trial_intermediate_values v "
-            "WHERE v.trial_id = t.trial_id) FROM trials t JOIN trial_user_attributes a "
-            "ON a.trial_id = t.trial_id AND a.key = 'tinyab_trial'"
-        ).fetchall()
-    return [(json.loads(trial_id), state, step) for trial_id, state, step in rows]
 
 
 # Optuna's MedianPruner, run by tinyab inside Ray Tune, on fixed curves
@@ -94,7 +77,7 @@ def test_median_pruner_stops_exactly_the_expected_trials_at_the_expected_epoch(p
     for trial_id, key in by_trial.items():
         rows = [int(e["epoch"]) for e in epochs if e["trial_id"] == trial_id]
         assert rows == list(range(1, expected.get(key, EPOCHS if KINDS[key[1]] != "broken" else 0) + 1))
-    states = {trial_id: (state, step) for trial_id, state, step in optuna_trials(run_dir / "optuna.db")}
+    states = {t.trial: (t.state, t.step) for t in optuna_trials(run_dir / "optuna.db")}
     for trial_id, key in by_trial.items():
         if key in expected:
             assert states[trial_id] == ("PRUNED", expected[key])
@@ -109,17 +92,13 @@ def test_a_failing_trial_is_recorded_with_its_first_line_and_the_search_goes_on(
     assert sorted(t["init.scheme"] for t in failed) == sorted(BASE)
     assert {t["error"] for t in failed} == {f"RuntimeError: curve {KINDS.index('broken')} broke"}
     assert len(trials) == len(KINDS) * len(BASE)
-    states = {trial_id: state for trial_id, state, _ in optuna_trials(run_dir / "optuna.db")}
+    states = {t.trial: t.state for t in optuna_trials(run_dir / "optuna.db")}
     assert {states[t["trial_id"]] for t in failed} == {"FAIL"}
     assert f"failed: {failed[0]['trial_id']}" in summary and "RuntimeError: curve 6 broke" in summary
     assert f"records: {run_dir}" in summary and "incomplete" not in summary
 
 
 # The real CLI and engine on the 2-node cluster: kill the driver mid-run, resume, check the records
-
-
-TINY = ["--set", "epochs=2", "--set", "seeds=2", "--set", "data.classes=2"]
-TINY += ["--set", "data.train_per_class=20", "--set", "data.val_per_class=10", "--set", "batch_size=20"]
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +157,8 @@ def test_a_killed_driver_resumes_and_every_trial_is_recorded_exactly_once(killed
         (i, c) for i in ids for c in "01"
     )
     states = optuna_trials(run_dir / "optuna.db")
-    assert sorted(i for i, state, _ in states if state == "COMPLETE") == sorted(ids)  # one per trial
-    assert {state for _, state, _ in states if state != "COMPLETE"} <= {"FAIL"}  # abandoned by the kill
+    assert sorted(t.trial for t in states if t.state == "COMPLETE") == sorted(ids)  # one per trial
+    assert {t.state for t in states if t.state != "COMPLETE"} <= {"FAIL"}  # abandoned by the kill
     # paired design: every arm ran with the same seeds
     seeds = {}
     for t in trials:
