@@ -145,8 +145,9 @@ class Recipe:
     stopped inside an early phase still ends at its target size). ``eval_every`` evaluates after
     every n-th epoch (1-based epochs n, 2n, ...) and always after the final one; an epoch not
     evaluated reports ``None`` for ``val_loss``, ``val_top1``, ``val_top5`` and ``eval_px``, and
-    neither the best checkpoint nor a pruner sees it. ``eval_precision``: ``auto`` is bf16 autocast on
-    CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), float32 elsewhere."""
+    neither the best checkpoint nor a pruner sees it. ``precision`` (training) and ``eval_precision``:
+    ``auto`` is bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), float32
+    elsewhere; weights, optimiser state and the loss stay float32."""
 
     name: str = "custom"
     description: str = ""
@@ -157,6 +158,7 @@ class Recipe:
         None, check=_px, expect="an integer in 1..64, or null (the px of the phase being trained)"
     )
     eval_every: int = field(1, check=_positive, expect="a positive integer (evaluate every n-th epoch)")
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
     eval_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     seed: int = field(0, check=_non_negative, expect="an integer >= 0")
     resolution: list[list[int]] = field(

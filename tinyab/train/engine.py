@@ -34,7 +34,7 @@ from tinyab.train.optim import build_optimizer
 from tinyab.train.outputs import RunWriter
 from tinyab.train.resolution import resolution_at
 from tinyab.train.resume import check_model, resume_point
-from tinyab.train.runtime import eval_autocast, pick_device, tune_allocator
+from tinyab.train.runtime import bf16_autocast, pick_device, tune_allocator
 from tinyab.train.schedules import LRSchedule
 
 EpochCallback = Callable[[dict[str, Any]], "str | None"]
@@ -98,8 +98,8 @@ class Trainer:
         self.generator = torch.Generator(device=device).manual_seed(recipe.seed)
         self.train_x, self.train_y = arrays.train_x.to(device), arrays.train_y.to(device)
         self.val_x, self.val_y = arrays.val_x.to(device), arrays.val_y.to(device)
-        self.autocast = device.type == "cuda"
-        self.eval_autocast = eval_autocast(recipe.eval_precision, device)
+        self.autocast = bf16_autocast(recipe.precision, device)
+        self.eval_autocast = bf16_autocast(recipe.eval_precision, device)
         self._val_resized: tuple[int, torch.Tensor] | None = None  # (px, val_x at px), one px at a time
         self.history: list[dict[str, Any]] = []
         self.best_val_top1 = -1.0
