@@ -1,4 +1,5 @@
-"""Resume refuses what cannot resume, and one driver holds a run at a time (no Ray needed)."""
+"""Resume refuses what cannot resume, and one driver holds a run at a time (no Ray needed: a held run is
+refused before Ray starts)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +121,25 @@ def test_a_run_folder_appears_whole_or_not_at_all(tmp_path: Path) -> None:
     shutil.copytree(run_dir, leftover)
     assert find_run_dir(tmp_path, "study", "smoke", None) == run_dir
     assert find_runs(tmp_path) == [run_dir]
+
+
+def test_a_resume_of_a_held_run_is_refused_before_ray_starts(mini_zip: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "init_vs_wd" / "smoke-20260101-000000"
+    run_dir.mkdir(parents=True)
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "started": time.time()}
+        (run_dir / LOCK).write_text(json.dumps(lock))
+        command = [sys.executable, "-m", "tinyab", "search", "init_vs_wd", "--profile", "smoke"]
+        command += ["--data", str(mini_zip), "--results", str(tmp_path), "--resume"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"tinyab: error: {run_dir}: held by PID {holder.pid} on {socket.gethostname()} since "
+        + time.strftime("%H:%M:%S", time.localtime(lock["started"]))
+        + "; wait for it or stop it"
+    ]
+    assert "ray:" not in done.stdout  # refused before a local Ray was started

@@ -50,23 +50,33 @@ def _create(path: Path) -> bool:
     return True
 
 
+def refuse_if_held(run_dir: Path) -> int | None:
+    """Refuse a run folder a live driver holds (or one on another host); the PID of a dead holder
+    whose lock is left, else None. Checked before Ray starts, and again when the lock is taken."""
+    path = run_dir / LOCK
+    if not path.exists():
+        return None
+    try:
+        holder = json.loads(path.read_text())
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        pid, host, holder = -1, "?", {}
+    if host != socket.gethostname():
+        raise UserError(f"{path}: held by PID {pid} on host {host}; if that driver is gone, delete the file")
+    if pid > 0 and pid_alive(pid):
+        since = time.strftime("%H:%M:%S", time.localtime(holder.get("started", 0)))
+        raise UserError(f"{run_dir}: held by PID {pid} on {host} since {since}; wait for it or stop it")
+    return pid
+
+
 @contextmanager
 def run_lock(run_dir: Path, out: Callable[[str], None] = print) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the duration of the block (refused while a live driver holds it)."""
     path = run_dir / LOCK
     if not _create(path):
-        try:
-            holder = json.loads(path.read_text())
-            pid, host = int(holder["pid"]), str(holder["host"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pid, host = -1, "?"
-        if host != socket.gethostname():
-            raise UserError(
-                f"{path}: held by PID {pid} on host {host}; if that driver is gone, delete the file"
-            )
-        if pid > 0 and pid_alive(pid):
-            since = time.strftime("%H:%M:%S", time.localtime(holder.get("started", 0)))
-            raise UserError(f"{run_dir}: held by PID {pid} on {host} since {since}; wait for it or stop it")
+        pid = refuse_if_held(run_dir)
         out(f"note: {path} was left by PID {pid}, which is gone; taking the run over")
         path.unlink(missing_ok=True)
         if not _create(path):

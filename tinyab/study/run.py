@@ -20,7 +20,7 @@ from typing import Any
 
 from tinyab.errors import UserError
 from tinyab.records import RecordsWriter, TrialRecord, write_yaml
-from tinyab.records.lock import run_lock
+from tinyab.records.lock import refuse_if_held, run_lock
 from tinyab.records.reader import read_study
 from tinyab.study.arms import BASELINE_ARM
 from tinyab.study.driver import Driver, Monitor
@@ -298,6 +298,8 @@ def connected(options: RunOptions) -> Iterator[RayInfo]:
 
 def run_search(study: SearchStudy, run_dir: Path, options: RunOptions) -> StudyOutcome:
     """Run (or resume) a search study in ``run_dir`` on one Ray session."""
+    if options.resume:
+        refuse_if_held(run_dir)  # before Ray starts; the lock itself is taken when the run starts
     with connected(options) as session:
         return run_study(search_plan(study, options.profile, options.source), run_dir, session, options)
 
@@ -330,6 +332,10 @@ def _typed(plan: StudyPlan, values: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
+TUNE, RERUN = "tune", "rerun"  # an ablation's phase folders inside its run folder
+PHASES = (TUNE, RERUN)
+
+
 def run_ablation(ablation: AblationStudy, run_dir: Path, options: RunOptions) -> AblationOutcome:
     """Tune every arm (when there is a nuisance section), then re-run each arm's best on the shared seeds.
 
@@ -338,6 +344,8 @@ def run_ablation(ablation: AblationStudy, run_dir: Path, options: RunOptions) ->
     """
     out, profile, source = options.out, options.profile, options.source
     arms = [a.name for a in ablation.arms()]
+    for name in PHASES if options.resume else ():
+        refuse_if_held(run_dir / name)  # before Ray starts, as for a search
     with connected(options) as session:
 
         def phase(plan: StudyPlan, name: str) -> StudyOutcome:
@@ -349,7 +357,7 @@ def run_ablation(ablation: AblationStudy, run_dir: Path, options: RunOptions) ->
 
         if ablation.nuisance:
             plan = tune_plan(ablation, profile, source)
-            tune = phase(plan, "tune")
+            tune = phase(plan, TUNE)
             if not tune.complete:
                 out(f"tuning incomplete; continue with --resume ({run_dir})")
                 return AblationOutcome(run_dir, False)
@@ -369,7 +377,7 @@ def run_ablation(ablation: AblationStudy, run_dir: Path, options: RunOptions) ->
                     f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
                 )
                 out(f"best of {arm}: {shown}")
-        rerun = phase(rerun_plan(ablation, profile, source, best), "rerun")
+        rerun = phase(rerun_plan(ablation, profile, source, best), RERUN)
     complete = rerun.complete and not untuned
     out(f"ablation records: {run_dir} (report: tinyab report {run_dir})")
     return AblationOutcome(run_dir, complete)
