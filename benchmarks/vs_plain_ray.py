@@ -11,7 +11,9 @@ and resizes the whole set to 32 px once; training uses one random reflect-padded
 and a per-image flip, SGD with Nesterov momentum, ``OneCycleLR`` (peak 0.2), label smoothing 0.1, batch
 64; evaluation at 32 px after every epoch, reported to Tune. ``reuse_actors=True``, no dashboard (as
 tinyab's ``--no-dashboard``). The model is kept in PyTorch's default memory format and float32, as
-the tutorials write it. The tinyab side is the command a user types, run as a subprocess with a fresh
+the tutorials write it; ``--plain-bf16`` adds what tinyab does on a CPU with native bf16 (bf16
+autocast for the training step, channels_last), two lines a user who knows of it would write. The
+tinyab side is the command a user types, run as a subprocess with a fresh
 ``TINYAB_HOME`` (its one-time decode into the uint8 cache is counted)::
 
     tinyab search init_vs_wd --profile smoke --data DATA --results TMP --no-dashboard
@@ -21,12 +23,14 @@ alike; walls are medians. Accuracy is the mean over trials of the final epoch's 
 have 3 trials, so this is also the mean of the 6 arm means); tinyab's best-epoch mean is shown too.
 
     python benchmarks/vs_plain_ray.py --data ../shared/data/tiny-imagenet-200-mini.zip
+    python benchmarks/vs_plain_ray.py --data ../shared/data/tiny-imagenet-200-mini.zip --plain-bf16
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import shutil
@@ -46,6 +50,7 @@ import ray
 from PIL import Image
 from ray import tune
 
+BF16 = sys.argv[3:] == ["bf16"]  # --plain-bf16: bf16 autocast and channels_last, two lines more
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -85,7 +90,7 @@ def resnet(classes, widths=(16, 32, 64, 128)):
 def trial(config, data):
     torch.manual_seed(config["seed"])
     (xt, yt), (xv, yv) = load(data)
-    model = resnet(10)
+    model = resnet(10).to(memory_format=torch.channels_last if BF16 else torch.contiguous_format)
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             (nn.init.kaiming_normal_ if config["init"] == "he" else nn.init.xavier_normal_)(m.weight)
@@ -100,7 +105,8 @@ def trial(config, data):
             dy, dx = torch.randint(0, 9, (2,)).tolist()  # one crop offset per batch
             x = F.pad(xt[idx], (4, 4, 4, 4), mode="reflect")[:, :, dy:dy + 32, dx:dx + 32]
             x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
-            loss = F.cross_entropy(model(x), yt[idx], label_smoothing=0.1)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+                loss = F.cross_entropy(model(x).float(), yt[idx], label_smoothing=0.1)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -143,12 +149,15 @@ def run(command: list[str], env: dict[str, str], log: Path) -> float:
     return wall
 
 
-def plain_round(data: str, work: Path) -> tuple[float, list[float], list[float], list[float]]:
+def plain_round(
+    data: str, work: Path, bf16: bool = False
+) -> tuple[float, list[float], list[float], list[float]]:
     script = work / "plain_tune.py"
     script.write_text(PLAIN_SCRIPT.lstrip())
     storage = work / "ray_results"
     log = work / "plain.log"
-    wall = run([sys.executable, str(script), data, str(storage)], dict(os.environ), log)
+    command = [sys.executable, str(script), data, str(storage), *(["bf16"] if bf16 else [])]
+    wall = run(command, dict(os.environ), log)
     result = json.loads(log.read_text().strip().splitlines()[-1])
     return wall, result["final"], result["best"], result["seconds"]
 
@@ -175,12 +184,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_argument(parser)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per side (order ABBA ABBA ...)")
+    parser.add_argument(
+        "--plain-bf16",
+        action="store_true",
+        help="the plain script trains under bf16 autocast in channels_last too (what tinyab does on a "
+        "CPU with native bf16)",
+    )
     args = parser.parse_args()
     data = str(Path(args.data).resolve())
     if not Path(data).is_file():
         sys.exit(f"{data}: not found (pass --data)")
 
-    sides = {"plain": plain_round, "tinyab": tinyab_round}
+    sides = {"plain": functools.partial(plain_round, bf16=args.plain_bf16), "tinyab": tinyab_round}
     order = [("plain", "tinyab") if r % 2 == 0 else ("tinyab", "plain") for r in range(args.rounds)]
     walls: dict[str, list[float]] = {"plain": [], "tinyab": []}
     final: dict[str, list[float]] = {"plain": [], "tinyab": []}
@@ -210,7 +225,8 @@ def main() -> None:
         "| mean best-epoch val top-1 | trials |"
     )
     print("|---|---|---|---|---|---|---|")
-    for side, wall in (("plain Ray Tune script", plain), ("tinyab search", ours)):
+    name = "plain Ray Tune script" + (" (bf16, channels_last)" if args.plain_bf16 else "")
+    for side, wall in ((name, plain), ("tinyab search", ours)):
         key = "plain" if side.startswith("plain") else "tinyab"
         runs = ", ".join(f"{w:.1f}" for w in walls[key])
         print(
