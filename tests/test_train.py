@@ -10,23 +10,10 @@ import pytest
 import torch
 import yaml
 
+from helpers.training import stable, two_threads  # noqa: F401 (an autouse fixture)
 from tinyab.config import load_recipe
 from tinyab.errors import ConfigError, UserError
 from tinyab.train.engine import train
-
-VOLATILE = {"seconds", "images_per_s"}
-
-
-def stable(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in VOLATILE} for row in history]
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_smoke_recipe_learns_well_above_chance(mini_zip, tmp_path):

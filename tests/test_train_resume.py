@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.training import stable, two_threads  # noqa: F401 (an autouse fixture)
 from tinyab.config import ModelConfig, ScheduleConfig, load_recipe
 from tinyab.errors import UserError
 from tinyab.models import build_model
@@ -19,23 +20,10 @@ from tinyab.train.schedules import learning_rate, length_dependence
 
 TINY = {"data": {"train_per_class": 16, "val_per_class": 4}, "batch_size": 32}
 STEP = {**TINY, "schedule": {"name": "step", "milestones": [2]}}
-VOLATILE = {"seconds", "images_per_s"}
-
-
-def stable(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in VOLATILE} for row in history]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
