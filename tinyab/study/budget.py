@@ -11,6 +11,7 @@ on the mini data varies by ~1.5 points per seed; a paired difference by √2 tim
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,23 +36,32 @@ def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]
     """
     if data is None:
         return {}
+    counts = {}
+    for index, arm in enumerate(plan.arms):
+        recipe = arm.recipe({}, 0)
+        d = recipe.data
+        train, val = subset_sizes(str(data), d.classes, d.train_per_class, d.val_per_class)
+        if recipe.batch_size > train:
+            raise UserError(
+                f"batch_size: {recipe.batch_size} is more than the training set's {train:,} "
+                f"images (data.classes {d.classes} of {data}); expected at most {train}"
+            )
+        counts[index] = train + val
+    return counts
+
+
+@functools.cache
+def subset_sizes(
+    data: str, classes: int, train_per_class: int | None, val_per_class: int | None
+) -> tuple[int, int]:
+    """Train and validation images of a subset, read once per process (a search asks before Ray starts
+    and again when it prints its plan; the full archive's index takes a second to read)."""
     from tinyab.data import open_dataset
     from tinyab.data.subset import select_subset
 
-    counts = {}
     with open_dataset(data) as source:
-        for index, arm in enumerate(plan.arms):
-            recipe = arm.recipe({}, 0)
-            train, _, val, _ = select_subset(
-                source, recipe.data.classes, recipe.data.train_per_class, recipe.data.val_per_class
-            )
-            if recipe.batch_size > len(train):
-                raise UserError(
-                    f"batch_size: {recipe.batch_size} is more than the training set's {len(train):,} "
-                    f"images (data.classes {recipe.data.classes} of {data}); expected at most {len(train)}"
-                )
-            counts[index] = len(train) + len(val)
-    return counts
+        train, _, val, _ = select_subset(source, classes, train_per_class, val_per_class)
+    return len(train), len(val)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
 from tinyab.records import EPOCH_METRICS, TrialRecord
 from tinyab.study.driver import TrialTask
 
@@ -46,27 +53,15 @@ class EventFile:
     (what ``torch.utils.tensorboard`` does, without importing torch into the driver)."""
 
     def __init__(self, folder: Path) -> None:
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
         self.writer = EventFileWriter(str(folder))
 
     def _add(self, value: Any, step: int) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         self.writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=[value])))
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         self._add(Summary.Value(tag=tag, simple_value=value), step)
 
     def text(self, tag: str, text: str, step: int = 0) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
-        from tensorboard.compat.proto.tensor_pb2 import TensorProto
-        from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
-        from tensorboard.plugins.text.plugin_data_pb2 import TextPluginData
-
         plugin = SummaryMetadata.PluginData(
             plugin_name="text", content=TextPluginData(version=0).SerializeToString()
         )
