@@ -3,6 +3,7 @@ pruned run, and Optuna's replay on an unpruned run checked against an independen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.curves import BASE, EPOCHS, KINDS, WARMUP, curve, expected_pruning
+from helpers.curves import BASE, EPOCHS, KINDS, WARMUP, average_curve, curve, expected_pruning
 from helpers.records import study_spec
 from tinyab.analysis.model import Options
 from tinyab.analysis.pruning import audit_table
@@ -49,13 +50,21 @@ def write_curves(run_dir: Path, config: dict, stops: dict[str, dict[int, int]] |
             values = [curve(scheme, seed, e) for e in range(1, ran + 1)]
             status = "pruned" if ran < EPOCHS else "completed"
             trials.append(row | {"status": status, "epochs_run": ran, "best_val_top1": max(values)})
-            epochs += [{"trial_id": trial_id, "epoch": e, "val_top1": v} for e, v in enumerate(values, 1)]
+            epochs += [
+                {
+                    "trial_id": trial_id,
+                    "epoch": e,
+                    "val_top1": v,
+                    "val_top1_ema": average_curve(scheme, seed, e),
+                }
+                for e, v in enumerate(values, 1)
+            ]
     pd.DataFrame(trials).to_csv(run_dir / "trials.csv", index=False)
     pd.DataFrame(epochs).to_csv(run_dir / "epochs.csv", index=False)
 
 
 def reference_stops(
-    scheme: str, seeds: list[int], warmup: int, n_startup: int, keep: float
+    scheme: str, seeds: list[int], warmup: int, n_startup: int, keep: float, values_of: Callable = curve
 ) -> dict[int, int]:
     """Independent rule of Optuna's percentile pruner (median: keep = 50) within one arm, one trial at a
     time: past the warm-up and before the last epoch, a trial stops when its best value so far is below
@@ -65,8 +74,8 @@ def reference_stops(
     stops = {}
     for seed in seeds:
         for epoch in range(warmup + 1, EPOCHS):
-            best = max(curve(scheme, seed, e) for e in range(1, epoch + 1))
-            values = [curve(scheme, s, epoch) for s in completed]
+            best = max(values_of(scheme, seed, e) for e in range(1, epoch + 1))
+            values = [values_of(scheme, s, epoch) for s in completed]
             if len(completed) >= max(n_startup, 1) and best < np.percentile(values, 100 - keep):
                 stops[seed] = epoch
                 break
@@ -148,6 +157,30 @@ def test_warm_up_protects_a_late_best_that_an_early_pruner_loses(tmp_path: Path)
     assert early["best_stopped"] and early["chance_best_stopped"] == pytest.approx(5 / 6)
     assert early["lost"] == pytest.approx(0.1)  # late ends at 0.82, the best good curve at 0.72
     assert not late["best_stopped"] and late["chance_best_stopped"] == 0 and late["lost"] == 0
+
+
+def test_the_replay_judges_the_pruners_own_metric(tmp_path: Path) -> None:
+    """A pruner on val_top1_ema is replayed on that column: the weight average ranks the late curve
+    first from epoch 1, so with no warm-up it survives there and is stopped on val_top1."""
+    write_curves(tmp_path / "full", {"name": "none"})
+    write_curves(tmp_path / "raw", pruner(warmup=0, n_startup_trials=1))
+    write_curves(tmp_path / "average", pruner(warmup=0, n_startup_trials=1) | {"metric": "val_top1_ema"})
+    (study,), _ = load_studies(tmp_path)
+    frame = audit_table(study)[0].frame.set_index(["run", "arm"])
+    for run, values_of in (("raw", curve), ("average", average_curve)):
+        for scheme in BASE:
+            row = frame.loc[(run, scheme)]
+            stops = reference_stops(scheme, SEEDS, 0, 1, 50, values_of)
+            assert row["replay_saved"] == pytest.approx(
+                sum(EPOCHS - e for e in stops.values()) / (EPOCHS * len(SEEDS))
+            )
+            assert row["best_stopped"] == (KINDS.index("late") in stops)
+    assert frame.loc[("raw", "variance_scaling"), "best_stopped"]
+    assert not frame.loc[("average", "variance_scaling"), "best_stopped"]
+    assert (
+        frame.loc[("average", "xavier"), "pruner"]
+        == "median(n_startup_trials=1) on val_top1_ema after 0 epochs"
+    )
 
 
 def test_report_shows_the_audit_only_for_pruned_studies_and_names_what_it_cannot_replay(

@@ -12,16 +12,28 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import yaml
 
-from helpers.curves import BASE, CURVES_STUDY, EPOCHS, KINDS, epoch_metrics, expected_pruning
+from helpers.curves import (
+    BASE,
+    CURVES_STUDY,
+    EPOCHS,
+    KINDS,
+    average_curve,
+    curve,
+    epoch_metrics,
+    expected_pruning,
+)
 from tinyab.records import RecordsWriter
 from tinyab.study.driver import Driver, TrialOutcome
 from tinyab.study.optuna_bridge import OptunaBridge
 from tinyab.study.plan import StudyPlan, search_plan
 from tinyab.study.progress import Progress
 from tinyab.study.spec import SearchStudy, build_study
+
+BASE_SCHEME = "variance_scaling"
 
 
 def curves_plan() -> StudyPlan:
@@ -120,6 +132,37 @@ def test_the_driver_prunes_within_each_arm_exactly_as_the_median_rule(tmp_path: 
     assert {t["trial_id"]: want[t["status"]] for t in trials} == states
     assert f"| {len(trials)}/{len(trials)} (4 pruned, 2 failed)" in lines[-1]
     assert all(line.startswith("[") and len(line) <= 120 for line in lines)  # elapsed time first, 120 cols
+
+
+def test_a_pruner_on_the_weight_average_judges_that_metric_and_spares_the_late_curve(tmp_path: Path) -> None:
+    """With no warm-up the median rule on val_top1 stops the late curve at epoch 1; judging
+    val_top1_ema, which ranks the curves as they end, it stops only the bad ones, and Optuna holds the
+    weight average's values as the trials' intermediate values."""
+    pruner = {"name": "median", "warmup_epochs": 0, "options": {"n_startup_trials": 2}}
+    fields = {**CURVES_STUDY, "overrides": {"epochs": EPOCHS, "ema_epochs": 1}}
+    seeds = list(range(len(KINDS)))
+    for judged, values in (("val_top1", curve), ("val_top1_ema", average_curve)):
+        study = {**fields, "pruner": {**pruner, "metric": judged}}
+        plan = search_plan(build_study(SearchStudy, study, Path("c.yaml"), None), "default", "c.yaml")
+        driver, _ = session(plan, tmp_path / judged, resume=False)
+        play(driver)
+        trials = read_csv(tmp_path / judged / "trials.csv")
+        pruned = {
+            (t["init.scheme"], int(t["seed"])): int(t["epochs_run"])
+            for t in trials
+            if t["status"] == "pruned"
+        }
+        want = {(s, seed): e for s in BASE for seed, e in expected_pruning(s, seeds, 2, 0, values).items()}
+        assert pruned == want
+        late = KINDS.index("late")
+        assert ((BASE_SCHEME, late) in pruned) == (judged == "val_top1")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'val_top1_ema' / 'optuna.db'}")
+    arm = optuna.load_study(study_name="curves [0] init.scheme=variance_scaling", storage=storage)
+    first = next(t for t in arm.trials if t.user_attrs["tinyab_trial"] == "t0000")
+    assert first.intermediate_values == pytest.approx(
+        {e: average_curve(BASE_SCHEME, 0, e) for e in range(1, EPOCHS + 1)}
+    )
+    assert arm.user_attrs["intermediate_values"] == "val_top1_ema"
 
 
 def test_a_session_killed_mid_trial_resumes_with_every_trial_recorded_once(tmp_path: Path) -> None:

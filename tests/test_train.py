@@ -13,7 +13,7 @@ import yaml
 from helpers.training import stable, two_threads  # noqa: F401 (an autouse fixture)
 from tinyab.config import load_recipe
 from tinyab.errors import ConfigError, UserError
-from tinyab.train.engine import train
+from tinyab.train.engine import build_trainer, train
 
 
 def test_smoke_recipe_learns_well_above_chance(mini_zip, tmp_path):
@@ -85,8 +85,9 @@ def test_run_folder_contents(mini_zip, tmp_path):
     assert (out / "checkpoints" / "last.pt").is_file()
 
 
-def test_resume_continues_exactly_where_it_stopped(mini_zip, tmp_path):
-    recipe = load_recipe("smoke", {"epochs": 4})
+@pytest.mark.parametrize("ema_epochs", [None, 1.0])
+def test_resume_continues_exactly_where_it_stopped(mini_zip, tmp_path, ema_epochs):
+    recipe = load_recipe("smoke", {"epochs": 4, "ema_epochs": ema_epochs})
     straight = train(recipe, data=mini_zip, progress=False)
     out = tmp_path / "run"
     interrupted = train(
@@ -241,3 +242,50 @@ def test_bf16_training_tracks_float32_training(mini_zip):
         losses[precision] = [trainer.train_epoch(epoch)["train_loss"] for epoch in range(2)]
     assert losses["float32"] != losses["bfloat16"]
     assert losses["bfloat16"][1] == pytest.approx(losses["float32"][1], rel=0.05)
+
+
+# --- the weight average (ema_epochs) ---------------------------------------------------------------
+
+
+def test_the_weight_average_is_the_exponential_average_of_the_weights_after_each_step(mini_zip):
+    """Independent reference: the average starts at the weights after the first step, then moves
+    1 / (steps per epoch x ema_epochs) of the way to the new weights after every step; BatchNorm's
+    running statistics are averaged the same way."""
+    trainer = build_trainer(
+        load_recipe("smoke", {"epochs": 1, "ema_epochs": 0.5}), data=mini_zip, progress=False
+    )
+    rate = 1 / (trainer.steps_per_epoch * 0.5)
+    trainer.model.train()
+    reference: dict[str, torch.Tensor] = {}
+    for batch in trainer.batches(32, augment_on=True):
+        trainer.train_step(batch)
+        trainer.schedule.step()
+        for key, value in trainer.model.state_dict().items():
+            if value.is_floating_point():
+                now = value.detach().clone()
+                reference[key] = now if key not in reference else (1 - rate) * reference[key] + rate * now
+    averaged = trainer.ema.module.state_dict()
+    assert any("running_mean" in key for key in reference)
+    for key, value in reference.items():
+        torch.testing.assert_close(averaged[key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(averaged["fc.weight"], trainer.model.state_dict()["fc.weight"])
+
+
+def test_the_weight_average_is_evaluated_beside_the_model_and_leaves_training_alone(mini_zip):
+    runs = {
+        ema: train(load_recipe("smoke", {"epochs": 3, "ema_epochs": ema}), data=mini_zip, progress=False)
+        for ema in (None, 1.0, 1e-9)
+    }
+    plain, averaged, instant = runs[None], runs[1.0], runs[1e-9]
+    assert all(m["val_top1_ema"] is None and m["val_loss_ema"] is None for m in plain.history)
+
+    def model_only(run):
+        return [{k: v for k, v in m.items() if not k.endswith("_ema")} for m in stable(run.history)]
+
+    assert model_only(averaged) == model_only(plain)  # same training, same model evaluation, same result
+    assert (averaged.best_val_top1, averaged.final_val_top1) == (plain.best_val_top1, plain.final_val_top1)
+    assert [m["val_loss_ema"] for m in averaged.history] != [m["val_loss"] for m in averaged.history]
+    # a time constant shorter than one step: the average is the model itself
+    assert [(m["val_top1_ema"], m["val_loss_ema"]) for m in instant.history] == [
+        (m["val_top1"], m["val_loss"]) for m in instant.history
+    ]

@@ -147,7 +147,12 @@ class Recipe:
     evaluated reports ``None`` for ``val_loss``, ``val_top1``, ``val_top5`` and ``eval_px``, and
     neither the best checkpoint nor a pruner sees it. ``precision`` (training) and ``eval_precision``:
     ``auto`` is bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16 or AMX), float32
-    elsewhere; weights, optimiser state and the loss stay float32."""
+    elsewhere; weights, optimiser state and the loss stay float32.
+
+    ``ema_epochs`` keeps an exponential moving average of the weights and BatchNorm statistics with that
+    time constant in epochs, evaluated beside the model as ``val_top1_ema`` and ``val_loss_ema``: the
+    average behaves like the model annealed, so a pruner judging it can judge high learning rates before
+    their schedule has fallen (docs/studies.md, "Choosing a pruner"). The result stays the model's."""
 
     name: str = "custom"
     description: str = ""
@@ -160,6 +165,9 @@ class Recipe:
     eval_every: int = field(1, check=_positive, expect="a positive integer (evaluate every n-th epoch)")
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     eval_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    ema_epochs: float | None = field(
+        None, check=lambda v: 0 < v < float("inf"), expect="a positive number of epochs, or null (no average)"
+    )
     seed: int = field(0, check=_non_negative, expect="an integer >= 0")
     resolution: list[list[int]] = field(
         default_factory=lambda: [[1, 64]], check=_valid_phases, expect="a list of [epochs, px] pairs"

@@ -119,6 +119,7 @@ RECIPE_SETS = [
     ("schedule.gamma=0", "schedule.gamma: expected a number in (0, 1]"),
     ("schedule.pct_start=1", "schedule.pct_start: expected a number in (0, 1)"),
     ("eval_batch_size=-3", "eval_batch_size: expected"),
+    ("ema_epochs=0", "ema_epochs: expected a positive number of epochs, or null"),
     ("batch_size=5001", "batch_size: 5001 is more than the training set's 5,000 images (data.classes 10 ×"),
     ("data.train_per_class=5", "batch_size: 64 is more than the training set's 50 images"),
 ]
@@ -175,6 +176,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ("study pruner startup -1", SEARCH, "pruner.options: the median pruner refuses these options"),
     ("study percentile 150", SEARCH, "pruner.options: the percentile pruner refuses"),
     ("study asha factor 0", SEARCH, "pruner.options: the asha pruner refuses"),
+    ("study pruner metric bogus", SEARCH, "s.yaml.pruner.metric: expected one of"),
+    ("study pruner metric direction", SEARCH, "s.yaml.pruner.metric: val_loss_ema is better when minimised"),
+    (
+        "study pruner on an average not kept",
+        SEARCH,
+        "s.yaml.pruner.metric: val_top1_ema is the weight average's",
+    ),
     ("study sampler option type", SEARCH, "sampler.options.n_startup_trials: expected int"),
     ("study name escapes", SEARCH, "s.yaml.name: expected letters, digits"),
     ("study metric bogus", SEARCH, "s.yaml.metric: expected one of"),
@@ -271,6 +279,16 @@ SETUP: dict[str, Callable[[Path], None]] = {
     ),
     "study asha factor 0": yaml_file(
         "s.yaml", edited(STUDY, pruner={"name": "asha", "options": {"reduction_factor": 0}})
+    ),
+    "study pruner metric bogus": yaml_file(
+        "s.yaml", edited(STUDY, pruner={"name": "median", "metric": "val_top1_swa"})
+    ),
+    "study pruner metric direction": yaml_file(
+        "s.yaml",
+        edited(STUDY, pruner={"name": "median", "metric": "val_loss_ema"}, overrides={"epochs": 2, "ema_epochs": 1}),
+    ),
+    "study pruner on an average not kept": yaml_file(
+        "s.yaml", edited(STUDY, pruner={"name": "median", "metric": "val_top1_ema"})
     ),
     "study sampler option type": yaml_file(
         "s.yaml", edited(STUDY, sampler={"name": "tpe", "options": {"n_startup_trials": "ten"}})

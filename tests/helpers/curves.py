@@ -8,6 +8,7 @@ below variance scaling's median, so a pruner that compared across arms would sto
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 
 from tinyab.train.engine import TrainResult
 
@@ -25,8 +26,14 @@ def curve(scheme: str, seed: int, epoch: int) -> float:
     return base + 0.02 * epoch
 
 
+def average_curve(scheme: str, seed: int, epoch: int) -> float:
+    """The weight average's val top-1 as a pruner would wish it: ranked as the final values at every
+    epoch (the late curve leads from the start)."""
+    return curve(scheme, seed, EPOCHS) - 0.02 * (EPOCHS - epoch)
+
+
 def epoch_metrics(scheme: str, seed: int, epoch: int) -> dict[str, float]:
-    top1 = curve(scheme, seed, epoch)
+    top1, average = curve(scheme, seed, epoch), average_curve(scheme, seed, epoch)
     return {
         "epoch": epoch,
         "train_loss": 1.0 - top1,
@@ -34,6 +41,8 @@ def epoch_metrics(scheme: str, seed: int, epoch: int) -> dict[str, float]:
         "val_loss": 1.0 - top1,
         "val_top1": top1,
         "val_top5": min(1.0, 2 * top1),
+        "val_loss_ema": 1.0 - average,
+        "val_top1_ema": average,
         "lr": 0.1,
         "resolution": 32,
         "seconds": 0.0,
@@ -58,19 +67,21 @@ def curve_train(recipe, on_epoch, *, data=None, device=None, progress=True, **_)
     )
 
 
-def expected_pruning(scheme: str, seeds: list[int], n_startup: int) -> dict[int, int]:
+def expected_pruning(
+    scheme: str, seeds: list[int], n_startup: int, warmup: int = WARMUP, values: Callable = curve
+) -> dict[int, int]:
     """Independent reference of the median rule within one arm, trials in seed order: a trial stops
     at the first epoch past the warm-up (and before the last) where its best value so far is below
-    the median of the completed trials' values at that epoch."""
+    the median of the completed trials' values at that epoch (``values``: the judged curve)."""
     completed: list[int] = []
     pruned = {}
     for seed in seeds:
         if KINDS[seed] == "broken":
             continue
-        for epoch in range(WARMUP + 1, EPOCHS):
-            best = max(curve(scheme, seed, e) for e in range(1, epoch + 1))
+        for epoch in range(warmup + 1, EPOCHS):
+            best = max(values(scheme, seed, e) for e in range(1, epoch + 1))
             if len(completed) >= n_startup and best < statistics.median(
-                curve(scheme, s, epoch) for s in completed
+                values(scheme, s, epoch) for s in completed
             ):
                 pruned[seed] = epoch
                 break

@@ -76,6 +76,8 @@ def replay(curves: list[Curve], config: dict[str, Any], maximize: bool, planned:
         trial = study.ask()
         stop = None
         for epoch, value in enumerate(curve.values, 1):
+            if not np.isfinite(value):  # an epoch not evaluated: the driver neither reports nor asks
+                continue
             trial.report(value, epoch)
             # asked at the last epoch too (successive halving records its rung there), never obeyed
             if epoch > warmup and trial.should_prune() and epoch < planned:
@@ -92,7 +94,8 @@ def replay(curves: list[Curve], config: dict[str, Any], maximize: bool, planned:
 
 
 def describe(config: dict[str, Any]) -> str:
-    """'percentile(percentile=25, n_startup_trials=0) after 3 epochs': the pruner in one cell."""
+    """'percentile(percentile=25, n_startup_trials=0) after 3 epochs': the pruner in one cell (with
+    'on val_top1_ema' when it judges a metric of its own)."""
 
     def call(name: str, options: dict[str, Any] | None) -> str:
         shown = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in (options or {}).items())
@@ -101,7 +104,8 @@ def describe(config: dict[str, Any]) -> str:
     text = call(config.get("name", "none"), config.get("options"))
     if config.get("wrapped"):
         text += f" of {call(config['wrapped'], config.get('wrapped_options'))}"
-    return f"{text} after {int(config.get('warmup_epochs') or 0)} epochs"
+    judged = f" on {config['metric']}" if config.get("metric") else ""
+    return f"{text}{judged} after {int(config.get('warmup_epochs') or 0)} epochs"
 
 
 def _rows_of(frame: pd.DataFrame, run: Path) -> pd.DataFrame:
@@ -124,15 +128,18 @@ def _arms(trials: pd.DataFrame, keys: list[str]) -> list[str]:
     return [arm_label(v, keys) for v in zip(*(trials[k] for k in keys), strict=True)]
 
 
-def _curves(study: StudyRecords, runs: list[Path], keys: list[str], metric: str) -> dict[str, list[Curve]]:
-    """Every curve of the unpruned runs by arm, in run then trial-id order."""
+def _curves(
+    study: StudyRecords, runs: list[Path], keys: list[str], metric: str, judged: str
+) -> dict[str, list[Curve]]:
+    """Every curve of the unpruned runs by arm, in run then trial-id order: the ``judged`` metric (the
+    pruner's) at each epoch, and the best ``metric`` (the study's) as the objective."""
     out: dict[str, list[Curve]] = {}
-    if study.epochs is None or metric not in study.epochs.columns:
+    if study.epochs is None or judged not in study.epochs.columns:
         return out
     for run in runs:
         trials = _rows_of(study.trials, run).sort_values("trial_id")
         epochs = _rows_of(study.epochs, run).sort_values("epoch")
-        values = epochs.groupby("trial_id")[metric].apply(lambda s: tuple(map(float, s)))
+        values = epochs.groupby("trial_id")[judged].apply(lambda s: tuple(map(float, s)))
         objective = trials.get(f"best_{metric}", pd.Series(np.nan, trials.index)).where(
             trials["status"] == "completed"
         )
@@ -227,9 +234,11 @@ def audit_table(study: StudyRecords) -> tuple[Table | None, list[str]]:
         return None, []
     unpruned = [run for run in study.runs if run not in pruned]
     metric = str(study.spec.get("metric") or "val_top1")
-    curves = _curves(study, unpruned, _scientific(study), metric)
+    judged = {run: str(pruners[run].get("metric") or metric) for run in pruned}
+    curves_by = {m: _curves(study, unpruned, _scientific(study), metric, m) for m in set(judged.values())}
     rows, notes = [], []
     for run in pruned:
+        curves = curves_by[judged[run]]
         epochs = (specs[run].get("resolved_recipe") or {}).get("epochs")
         planned = int(epochs or _rows_of(study.trials, run)["epochs_run"].max())
         rows += _audit_run(study, run, pruners[run], planned, curves)
@@ -237,15 +246,16 @@ def audit_table(study: StudyRecords) -> tuple[Table | None, list[str]]:
             notes.append(f"Pruning audit: {describe(pruners[run])} is Ray's scheduler; not replayed.")
     frame = pd.DataFrame(rows).drop(columns=["skipped", "replay_epochs", "replay_of"], errors="ignore")
     note = "saved: the planned epochs that pruning skipped / all planned epochs."
-    if curves:
+    if any(curves_by.values()):
         runs = ", ".join(_label(r, study.runs) for r in unpruned)
         note += (
-            f" Replay: the same pruner (Optuna, same options and warm-up) on the complete curves of the "
-            f"unpruned run {runs}, arm by arm, one trial at a time in trial-id order (with concurrency a run "
-            f"judges each trial against fewer finished ones). replay_saved: the share of that run's epochs "
-            f"it would skip; best: the arm's best {metric}; best_kept: the best of the trials it lets finish "
-            f"(0.01 = 1 point of top-1); best_stopped: whether it stops the best trial; chance_best_stopped: "
-            f"the share of the best trial's positions among the others (up to {POSITIONS}) where it would."
+            f" Replay: the same pruner (Optuna, same options, warm-up and judged metric) on the complete "
+            f"curves of the unpruned run {runs}, arm by arm, one trial at a time in trial-id order (with "
+            f"concurrency a run judges each trial against fewer finished ones). replay_saved: the share of "
+            f"that run's epochs it would skip; best: the arm's best {metric}; best_kept: the best of the "
+            f"trials it lets finish (0.01 = 1 point of top-1); best_stopped: whether it stops the best "
+            f"trial; chance_best_stopped: the share of the best trial's positions among the others (up to "
+            f"{POSITIONS}) where it would."
         )
     else:
         note += (

@@ -18,7 +18,7 @@ STATUSES: tuple[Status, ...] = ("completed", "pruned", "failed", "diverged")
 # The metrics the engine reports for every epoch (accuracies as fractions).
 EPOCH_METRICS = (
     "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "eval_px",
-    "lr", "resolution", "seconds", "images_per_s",
+    "val_loss_ema", "val_top1_ema", "lr", "resolution", "seconds", "images_per_s",
 )  # fmt: skip
 # Metrics a study may optimise, and the direction that is better for each.
 OBJECTIVE_MODES = {
@@ -28,6 +28,8 @@ OBJECTIVE_MODES = {
     "val_top1": "max",
     "val_top5": "max",
 }
+# Metrics a pruner may judge: the objectives, and the weight average's (recipes with ema_epochs).
+PRUNING_MODES = {**OBJECTIVE_MODES, "val_loss_ema": "min", "val_top1_ema": "max"}
 EPOCH_COLUMNS = ["trial_id", "epoch", *EPOCH_METRICS]
 PER_CLASS_COLUMNS = ["trial_id", "class_index", "wnid", "name", "accuracy"]
 RESULT_COLUMNS = [

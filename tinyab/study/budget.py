@@ -29,7 +29,8 @@ DEFAULT_SEED_SD = 0.015  # accuracy as a fraction: 1.5 points
 
 
 def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]:
-    """Train + validation images each arm's recipe goes through per epoch (needs the data).
+    """Train + validation images each arm's recipe goes through per epoch (needs the data); the
+    validation set counts twice when the weight average is evaluated too.
 
     An arm whose batch is larger than its training set is refused here, before Ray starts: the recipe
     alone cannot tell when it takes every image of a class and the dataset has fewer than 500.
@@ -46,7 +47,7 @@ def images_per_epoch(plan: StudyPlan, data: str | Path | None) -> dict[int, int]
                 f"batch_size: {recipe.batch_size} is more than the training set's {train:,} "
                 f"images (data.classes {d.classes} of {data}); expected at most {train}"
             )
-        counts[index] = train + val
+        counts[index] = train + val * (1 if recipe.ema_epochs is None else 2)
     return counts
 
 

@@ -145,7 +145,7 @@ class Driver:
         status = self.progress.heartbeat(task.trial_id, epoch, task.epochs)
         if status:
             self.out(status)
-        value = metrics.get(self.plan.metric)
+        value = metrics.get(self.plan.pruned_on)
         if value is None or not math.isfinite(float(value)):
             return False
         prune = self.tuner.report(task.trial_id, epoch, float(value)) and epoch < task.epochs

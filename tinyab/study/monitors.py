@@ -33,6 +33,8 @@ TAGS = {
     "train_top1": "top1/train",
     "val_top1": "top1/validation",
     "val_top5": "top5/validation",
+    "val_loss_ema": "loss/validation_weight_average",
+    "val_top1_ema": "top1/validation_weight_average",
     "eval_px": "schedule/eval_resolution_px",
     "lr": "schedule/learning_rate",
     "resolution": "schedule/resolution_px",

@@ -121,7 +121,8 @@ def check_options(study: StudyFile, where: str) -> None:
         )
     _builds(f"{sampler.name} sampler", lambda: build_sampler(sampler, 0), f"{where}.sampler.options")
     if pruner.name == "asha":
-        options = {"time_attr": "epoch", "metric": study.metric, "mode": study.mode, **pruner.options}
+        metric = pruner.metric or study.metric
+        options = {"time_attr": "epoch", "metric": metric, "mode": study.mode, **pruner.options}
         _builds("asha pruner", lambda: pruner_class("asha")(**options), f"{where}.pruner.options")
     else:
         _builds(f"{pruner.name} pruner", lambda: build_pruner(pruner), f"{where}.pruner.options")
@@ -211,6 +212,7 @@ class OptunaBridge:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 arm_study.set_metric_names([plan.metric])
             arm_study.set_user_attr("arm", arm.label)
+            arm_study.set_user_attr("intermediate_values", plan.pruned_on)  # what trial.report holds
             arm_study.set_user_attr("question", plan.question)
             self.studies.append(arm_study)
         self.live: dict[str, optuna.Trial] = {}

@@ -85,6 +85,11 @@ class StudyPlan:
     baseline: int | None = None  # the arm every other arm is compared with (an ablation), else None
 
     @property
+    def pruned_on(self) -> str:
+        """The epoch metric the pruner judges: its own ``metric``, else the study's."""
+        return self.pruner.metric or self.metric
+
+    @property
     def seeds(self) -> list[int]:
         return list(self.steps[-1].seeds)
 

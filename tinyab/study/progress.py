@@ -163,7 +163,11 @@ def plan_lines(
         if total_images is not None
         else "  images to process: unknown (no data given)",
         f"  sampler: {plan.sampler.name} (seed {plan.sampler.seed}); pruner: {pruner.name}"
-        + (f" after {pruner.warmup_epochs} warm-up epochs, within each arm" if pruner.name != "none" else ""),
+        + (
+            f" on {plan.pruned_on} after {pruner.warmup_epochs} warm-up epochs, within each arm"
+            if pruner.name != "none"
+            else ""
+        ),
         f"  per trial: {res.cpus:g} CPU, {res.gpus:g} GPU; "
         f"concurrency: {res.concurrency or 'as resources allow'}",
         f"  results: {run_dir}",

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from tinyab.config import Recipe, load_recipe, recipe_source
 from tinyab.errors import ConfigError
-from tinyab.records import OBJECTIVE_MODES
+from tinyab.records import OBJECTIVE_MODES, PRUNING_MODES
 from tinyab.schema import deep_merge, field, flatten, from_dict, nested, set_dotted, suggest
 from tinyab.study.arms import Arm, ArmSpec, Component, check_arms, expand_arms
 
@@ -132,10 +132,14 @@ PrunerName = Literal["median", "percentile", "successive_halving", "hyperband"]
 
 @dataclass
 class PrunerConfig:
-    """Optuna's pruner (or Ray's ASHA), applied within one arm only and never before ``warmup_epochs``."""
+    """Optuna's pruner (or Ray's ASHA), applied within one arm only and never before ``warmup_epochs``;
+    it judges ``metric`` (default: the study's), e.g. ``val_top1_ema``, the weight average's top-1."""
 
     name: Literal[PrunerName, "patient", "asha", "none"] = "none"
     warmup_epochs: int = field(0, check=lambda v: v >= 0, expect="an integer >= 0")
+    metric: str | None = field(
+        None, check=lambda v: v in PRUNING_MODES, expect="one of " + ", ".join(PRUNING_MODES)
+    )
     options: dict[str, Any] = field(default_factory=dict)
     wrapped: PrunerName | None = None
     wrapped_options: dict[str, Any] = field(default_factory=dict)
@@ -214,6 +218,13 @@ class StudyFile:
                 f"{where}.mode: {self.metric} is better when {OBJECTIVE_MODES[self.metric]}imised; "
                 f"expected {OBJECTIVE_MODES[self.metric]}, got {self.mode}"
             )
+        judged = self.pruner.metric
+        if judged is not None and PRUNING_MODES[judged] != self.mode:
+            raise ConfigError(
+                f"{where}.pruner.metric: {judged} is better when {PRUNING_MODES[judged]}imised and the "
+                f"study's {self.metric} when {self.mode}imised; expected a metric that is better when "
+                f"{self.mode}imised"
+            )
         if isinstance(self.seeds, list) and min(self.seeds) < 0:
             raise ConfigError(f"{where}.seeds: expected seeds >= 0, got {self.seeds}")
         if not self.nuisance_names() and self.num_samples > 1:
@@ -247,9 +258,14 @@ class StudyFile:
             except ConfigError as err:
                 raise ConfigError(f"{where}.recipe: {err}") from None
         try:
-            load_recipe(self.base_recipe())
+            recipe = load_recipe(self.base_recipe())
         except ConfigError as err:
             raise ConfigError(f"{where}.overrides: {str(err).removeprefix('recipe: ')}") from None
+        if (self.pruner.metric or "").endswith("_ema") and recipe.ema_epochs is None:
+            raise ConfigError(
+                f"{where}.pruner.metric: {self.pruner.metric} is the weight average's, and the recipe keeps "
+                f"none; expected the recipe's ema_epochs set (e.g. overrides: {{ema_epochs: 1}})"
+            )
 
 
 @dataclass(kw_only=True)

@@ -143,7 +143,7 @@ class PruningScheduler(_DriverHeld, FIFOScheduler):
         if task.arm not in self.asha:
             self.asha[task.arm] = AsyncHyperBandScheduler(
                 time_attr="epoch",
-                metric=plan.metric,
+                metric=plan.pruned_on,
                 mode=plan.mode,
                 max_t=task.epochs,
                 grace_period=plan.pruner.warmup_epochs + 1,
@@ -162,7 +162,7 @@ class PruningScheduler(_DriverHeld, FIFOScheduler):
         task: TrialTask = trial.config["task"]
         if self.driver.on_epoch(task, result):
             return TrialScheduler.STOP
-        if result.get(self.driver.plan.metric) is None:  # an epoch not evaluated (eval_every)
+        if result.get(self.driver.plan.pruned_on) is None:  # an epoch not evaluated (eval_every)
             return TrialScheduler.CONTINUE
         asha = self._arm_asha(trial)
         if asha is not None and asha.on_trial_result(controller, trial, result) == TrialScheduler.STOP:

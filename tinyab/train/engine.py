@@ -8,7 +8,9 @@ Ray Tune, and the driver's Tune scheduler stops a trial that its arm's pruner re
 
 Evaluation follows the recipe's ``eval_px``, ``eval_every`` and ``eval_precision`` (see
 :class:`tinyab.config.Recipe`): under inference mode, channels_last, on validation images resized once
-per px. An epoch not evaluated still reports its metrics, with ``None`` for :data:`EVAL_KEYS`.
+per px. An epoch not evaluated still reports its metrics, with ``None`` for :data:`EVAL_KEYS`. With
+``ema_epochs`` the weight average is evaluated too (``val_top1_ema``, ``val_loss_ema``); best epoch,
+checkpoints and result stay the model's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tinyab.config import Recipe
 from tinyab.data import Batch, DatasetArrays, eval_batches, load_arrays, resolve_data_path, train_batches
@@ -39,7 +42,7 @@ from tinyab.train.schedules import LRSchedule
 
 EpochCallback = Callable[[dict[str, Any]], "str | None"]
 # The keys of an epoch's metrics that only an evaluated epoch has; ``None`` in the others.
-EVAL_KEYS = ("val_loss", "val_top1", "val_top5", "eval_px")
+EVAL_KEYS = ("val_loss", "val_top1", "val_top5", "eval_px", "val_loss_ema", "val_top1_ema")
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Trainer:
         self.generator = torch.Generator(device=device).manual_seed(recipe.seed)
         self.train_x, self.train_y = arrays.train_x.to(device), arrays.train_y.to(device)
         self.val_x, self.val_y = arrays.val_x.to(device), arrays.val_y.to(device)
+        self.ema = self._weight_average(recipe.ema_epochs)
         self.autocast = bf16_autocast(recipe.precision, device)
         self.eval_autocast = bf16_autocast(recipe.eval_precision, device)
         self._val_resized: tuple[int, torch.Tensor] | None = None  # (px, val_x at px), one px at a time
@@ -105,6 +109,14 @@ class Trainer:
         self.best_val_top1 = -1.0
         self.best_epoch = 0
         self.best_per_class: list[float] = []
+
+    def _weight_average(self, ema_epochs: float | None) -> AveragedModel | None:
+        """The exponential moving average of weights and BatchNorm buffers, updated every step with the
+        decay that gives it a time constant of ``ema_epochs`` epochs (none when null)."""
+        if ema_epochs is None:
+            return None
+        decay = max(0.0, 1.0 - 1.0 / (self.steps_per_epoch * ema_epochs))
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor, mix: Any) -> torch.Tensor:
         smoothing = self.recipe.augment.label_smoothing
@@ -122,6 +134,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.detach(), (logits.argmax(1) == batch.labels).sum()
 
     def batches(self, px: int, augment_on: bool) -> Iterator[Batch]:
@@ -191,11 +205,17 @@ class Trainer:
         return self._val_resized[1]
 
     @torch.inference_mode()
-    def evaluate(self, px: int | None = None) -> EvalResult:
+    def evaluate(self, px: int | None = None, *, average: bool = False) -> EvalResult:
         """Loss, top-1, top-5 and per-class top-1 on the validation set at ``px`` (default: the px
-        of the final evaluation), under inference mode, channels_last, bf16 per ``eval_precision``."""
+        of the final evaluation), under inference mode, channels_last, bf16 per ``eval_precision``;
+        of the weight average instead of the model with ``average``."""
         px = self.eval_px(self.recipe.epochs - 1) if px is None else px
-        self.model.eval()
+        module, forward = self.model, self.forward
+        if average:
+            if self.ema is None:
+                raise ValueError("evaluate(average=True) needs a recipe with ema_epochs")
+            module = forward = self.ema.module
+        module.eval()
         loss_sum = torch.zeros((), device=self.device)
         top1 = torch.zeros(self.num_classes, device=self.device)
         top5 = torch.zeros((), device=self.device)
@@ -204,7 +224,7 @@ class Trainer:
         images = self.val_images(px)
         for batch in eval_batches(images, self.val_y, batch_size=self.recipe.eval_batch_size):
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.eval_autocast):
-                logits = self.forward(batch.images).float()
+                logits = forward(batch.images).float()
             loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum")
             hits = logits.topk(k, dim=1).indices == batch.labels[:, None]
             top1.index_add_(0, batch.labels, hits[:, 0].float())
@@ -224,6 +244,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
             "best": [self.best_val_top1, self.best_epoch, self.best_per_class],
+            "ema": None if self.ema is None else self.ema.state_dict(),
         }
 
     def restore(self, state: dict[str, Any]) -> int:
@@ -235,6 +256,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.history = list(state["history"])
         self.best_val_top1, self.best_epoch, self.best_per_class = state["best"]
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         return int(state["epoch"])
 
 
@@ -323,6 +346,9 @@ def train(
                 val_top5=evaluation.top5,
                 eval_px=evaluation.px,
             )
+            if trainer.ema is not None:
+                average = trainer.evaluate(evaluation.px, average=True)
+                metrics.update(val_loss_ema=average.loss, val_top1_ema=average.top1)
         trainer.history.append(metrics)
         bad_eval = evaluation is not None and not _finite(evaluation.loss)
         diverged = not _finite(metrics["train_loss"]) or bad_eval
