@@ -128,11 +128,10 @@ def _arms(trials: pd.DataFrame, keys: list[str]) -> list[str]:
     return [arm_label(v, keys) for v in zip(*(trials[k] for k in keys), strict=True)]
 
 
-def _curves(
-    study: StudyRecords, runs: list[Path], keys: list[str], metric: str, judged: str
-) -> dict[str, list[Curve]]:
-    """Every curve of the unpruned runs by arm, in run then trial-id order: the ``judged`` metric (the
-    pruner's) at each epoch, and the best ``metric`` (the study's) as the objective."""
+def curves_by_arm(study: StudyRecords, runs: list[Path], judged: str) -> dict[str, list[Curve]]:
+    """Every curve of ``runs`` (unpruned runs of ``study``) by arm, in run then trial-id order: the
+    ``judged`` metric (a pruner's) at each epoch, and the best of the study's metric as the objective."""
+    metric, keys = _metric(study), _scientific(study)
     out: dict[str, list[Curve]] = {}
     if study.epochs is None or judged not in study.epochs.columns:
         return out
@@ -216,6 +215,10 @@ def _audit_run(
     return rows
 
 
+def _metric(study: StudyRecords) -> str:
+    return str(study.spec.get("metric") or "val_top1")
+
+
 def _scientific(study: StudyRecords) -> list[str]:
     return [k for k, p in study.params.items() if p.get("role") == "scientific" and k in study.trials.columns]
 
@@ -233,9 +236,9 @@ def audit_table(study: StudyRecords) -> tuple[Table | None, list[str]]:
     if not pruned:
         return None, []
     unpruned = [run for run in study.runs if run not in pruned]
-    metric = str(study.spec.get("metric") or "val_top1")
+    metric = _metric(study)
     judged = {run: str(pruners[run].get("metric") or metric) for run in pruned}
-    curves_by = {m: _curves(study, unpruned, _scientific(study), metric, m) for m in set(judged.values())}
+    curves_by = {m: curves_by_arm(study, unpruned, m) for m in set(judged.values())}
     rows, notes = [], []
     for run in pruned:
         curves = curves_by[judged[run]]
