@@ -8,9 +8,10 @@ without, the share saved (target >= 50%) and the best val top-1 of the completed
 per judged metric: the model's val top-1 and the average's. Then ``tinyab report``'s pruning audit of
 the same records: each pruner replayed on the unpruned run's complete curves (trial-id order, and the
 chance that the best trial is stopped wherever it comes), beside what it did in the real run. The
-defaults are the rule the shipped one-cycle study follows (docs/studies.md, "Choosing a pruner") at
-this recipe's 10 epochs: successive halving on the weight average's top-1, first at epoch 3 (the first
-epoch after the learning rate's peak at 2.5) and again at 9, keeping a third each time.
+defaults are the rule the shipped one-cycle study follows (docs/studies.md, "Choosing a pruner"), chosen
+with ``benchmarks/pruning_frontier.py`` on four other samples (``--sampler-seed`` 1-4) at this
+recipe's 10 epochs: successive halving on the weight average's top-1 at epochs 2 and 8, keeping a
+quarter each time.
 
     python benchmarks/pruning_savings.py --samples 20
     python benchmarks/pruning_savings.py --samples 20 --pruner successive_halving percentile median
@@ -102,11 +103,11 @@ def main() -> None:
         help="what each pruner judges: the weight average's top-1, the model's",
     )
     parser.add_argument("--ema-epochs", type=float, default=1.0, help="the weight average's time constant")
-    parser.add_argument("--warmup", type=int, default=2, help="epochs never pruned (one-cycle peak: 2.5)")
+    parser.add_argument("--warmup", type=int, default=1, help="epochs never pruned (one-cycle peak: 2.5)")
     parser.add_argument("--startup", type=int, default=0, help="n_startup_trials (median, percentile)")
     parser.add_argument("--percentile", type=float, default=25.0, help="percentile: keep the top N%%")
-    parser.add_argument("--min-resource", type=int, default=3, help="successive halving: first rung")
-    parser.add_argument("--reduction-factor", type=int, default=3, help="successive halving: keep 1/N")
+    parser.add_argument("--min-resource", type=int, default=2, help="successive halving: first rung")
+    parser.add_argument("--reduction-factor", type=int, default=4, help="successive halving: keep 1/N")
     parser.add_argument("--keep", type=Path, help="write the records here instead of a temporary folder")
     args = parser.parse_args()
     results, configs, walls = {}, {}, {}
