@@ -5,13 +5,19 @@ A single run shows one order of one sample of configurations; whether a pruner k
 on both. Each unpruned run given (any run whose recipe kept a weight average, e.g. the ``none`` run of
 ``benchmarks/pruning_savings.py``) is replayed with tinyab's pruning audit (Optuna's pruners, one trial
 at a time, as the driver drives them) under every setting of a grid, in ``--orders`` random trial
-orders. For each judged metric it prints the frontier: at each level of epochs saved, the setting that
-most often keeps a trial within ``--within`` points of the run's best, and how often it does.
+orders. For each judged metric it prints how well it ranks the trials as they end, epoch by epoch
+(Spearman's correlation with the objective, mean over samples), then the frontier: at each level of
+epochs saved, the setting that most often keeps a trial within ``--within`` points of the run's best,
+and how often it does.
 
     for seed in 1 2 3 4; do
       python benchmarks/pruning_savings.py --pruner none --sampler-seed $seed --keep /tmp/frontier/s$seed
     done
     python benchmarks/pruning_frontier.py /tmp/frontier
+    python benchmarks/pruning_frontier.py /tmp/heldout --rule \
+        '{name: successive_halving, warmup_epochs: 1, options: {min_resource: 2, reduction_factor: 4}}'
+
+``--rule`` (a study's ``pruner:`` mapping) also prints that one setting on every sample.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import yaml
+from scipy.stats import spearmanr
 
 from tinyab.analysis.pruning import Curve, curves_by_arm, describe, replay
+from tinyab.errors import UserError
 from tinyab.records.reader import load_studies
 
 METRICS = ("val_top1", "val_top1_ema")
@@ -53,15 +62,34 @@ def outcome(curves: list[Curve], config: dict, epochs: int, within: float, rng: 
     return 1 - sum(ran) / total, max(kept, default=-np.inf) >= best - within - 1e-9
 
 
+def rank_agreement(samples: list[list[Curve]], epoch: int) -> float:
+    """Mean over samples of Spearman's correlation between the value at 0-based ``epoch`` and the
+    objective, over the completed trials that reached it."""
+    rhos = []
+    for curves in samples:
+        pairs = [
+            (c.values[epoch], c.objective)
+            for c in curves
+            if len(c.values) > epoch and np.isfinite(c.objective)
+        ]
+        if len(pairs) > 2:
+            rhos.append(spearmanr(*zip(*pairs, strict=True)).statistic)
+    return float(np.nanmean(rhos)) if rhos else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="a folder holding unpruned runs (searched recursively)")
     parser.add_argument("--orders", type=int, default=16, help="random trial orders per run and setting")
     parser.add_argument("--within", type=float, default=1.0, help="points of top-1 a kept trial may lose")
+    parser.add_argument("--rule", type=yaml.safe_load, action="append", default=[], help="a pruner: mapping")
     args = parser.parse_args()
     samples: dict[str, list[list[Curve]]] = {metric: [] for metric in METRICS}
     epochs = 0
-    studies, _ = load_studies(args.runs)
+    try:
+        studies, _ = load_studies(args.runs)
+    except UserError as err:
+        raise SystemExit(f"pruning_frontier: error: {err}") from None
     for study in studies:
         unpruned = [
             run for run in study.runs if (study.spec.get("pruner") or {}).get("name", "none") == "none"
@@ -74,17 +102,32 @@ def main() -> None:
     if not samples["val_top1_ema"]:
         raise SystemExit(f"{args.runs}: no unpruned run with val_top1_ema curves (a recipe with ema_epochs)")
     print(f"{counts['val_top1']} samples of {len(samples['val_top1'][0])} trials x {epochs} epochs")
-    grid = settings(epochs)
-    rows = []
-    for metric, config in itertools.product(METRICS, grid):
-        saved, kept = [], []
+    print("Spearman correlation with the objective at epoch " + ", ".join(map(str, range(1, epochs + 1))))
+    for metric in METRICS:
+        print(
+            f"  {metric}: " + ", ".join(f"{rank_agreement(samples[metric], e):+.2f}" for e in range(epochs))
+        )
+
+    def measure(metric: str, config: dict) -> list[tuple[float, float]]:
+        """Mean share saved and share of orders keeping the best, per sample."""
+        figures = []
         for index, curves in enumerate(samples[metric]):
             rng = np.random.default_rng(index)  # the same orders for every setting and metric
-            for _ in range(args.orders):
-                s, k = outcome(curves, config, epochs, args.within / 100, rng)
-                saved.append(s)
-                kept.append(k)
-        rows.append((metric, config, float(np.mean(saved)), float(np.mean(kept))))
+            runs = [outcome(curves, config, epochs, args.within / 100, rng) for _ in range(args.orders)]
+            figures.append((float(np.mean([r[0] for r in runs])), float(np.mean([r[1] for r in runs]))))
+        return figures
+
+    for rule, metric in itertools.product(args.rule, METRICS):
+        figures = measure(metric, rule)
+        each = ", ".join(f"{saved:.0%}/{kept:.0%}" for saved, kept in figures)
+        print(
+            f"{describe(rule)} on {metric}: {np.mean([f[0] for f in figures]):.1%} saved, best kept in "
+            f"{np.mean([f[1] for f in figures]):.0%} of orders (per sample, saved/kept: {each})"
+        )
+    rows = []
+    for metric, config in itertools.product(METRICS, settings(epochs)):
+        figures = measure(metric, config)
+        rows.append((metric, config, np.mean([f[0] for f in figures]), np.mean([f[1] for f in figures])))
     print(f"\nbest kept within {args.within:g} point(s), over {args.orders} orders of each sample")
     print("| saved at least | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
     for level in LEVELS:
