@@ -206,3 +206,35 @@ def test_runs_whose_folders_share_a_name_keep_their_own_trials(tmp_path: Path) -
     assert frame.loc[list(BASE), "trials"].tolist() == [len(KINDS), len(KINDS)]
     assert frame.loc["xavier", "pruned"] == 1 and frame.loc["variance_scaling", "pruned"] == 0
     assert frame["run"].eq((tmp_path / "again" / "full").as_posix()).all()
+
+
+def test_the_replay_judges_a_configuration_by_its_first_seed_as_the_driver_does(tmp_path: Path) -> None:
+    """Three configurations (learning rates) × two seeds, one arm. The second seed of each lies below
+    everything finished before it; only first seeds are judged: configuration 1's first seed is
+    stopped at epoch 1 and its second seed is not run, the others' second seeds run whole."""
+    level = {0.1: 0.50, 0.2: 0.20, 0.3: 0.55}
+    spec = study_spec(
+        "configs",
+        params={"optim.lr": {"role": "nuisance", "type": "loguniform", "low": 0.05, "high": 0.5}},
+        num_samples=3,
+        seeds=2,
+        resolved_recipe={"epochs": EPOCHS},
+    )
+    for name, config in (("full", {"name": "none"}), ("pruned", pruner(warmup=0, n_startup_trials=1))):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "study.yaml").write_text(yaml.safe_dump(spec | {"pruner": config}, sort_keys=False))
+        trials, epochs = [], []
+        for index, (lr, seed) in enumerate((lr, seed) for lr in level for seed in (0, 1)):
+            values = [level[lr] + 0.02 * e - 0.06 * seed for e in range(1, EPOCHS + 1)]
+            trial_id = f"t{index:04d}"
+            trials.append({"trial_id": trial_id, "seed": seed, "optim.lr": lr, "status": "completed",
+                           "epochs_run": EPOCHS, "best_val_top1": max(values)})  # fmt: skip
+            epochs += [{"trial_id": trial_id, "epoch": e, "val_top1": v} for e, v in enumerate(values, 1)]
+        pd.DataFrame(trials).to_csv(run_dir / "trials.csv", index=False)
+        pd.DataFrame(epochs).to_csv(run_dir / "epochs.csv", index=False)
+    (study,), _ = load_studies(tmp_path)
+    row = audit_table(study)[0].frame.set_index("arm").loc["all"]
+    assert row["replay_saved"] == pytest.approx(((EPOCHS - 1) + EPOCHS) / (6 * EPOCHS))
+    assert row["best"] == pytest.approx(0.55 + 0.02 * EPOCHS) and not row["best_stopped"]
+    assert row["chance_best_stopped"] == 0  # the best configuration leads every epoch, wherever it comes

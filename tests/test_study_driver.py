@@ -338,3 +338,85 @@ def test_every_trial_streams_to_tensorboard_and_mlflow_as_its_epochs_arrive(tmp_
     assert [m.step for m in history] == list(range(1, int(trials[pruned]["epochs_run"]) + 1))
     assert runs[pruned].data.tags["tinyab.status"] == "pruned"
     assert runs["t0000"].data.params["init.scheme"] == "variance_scaling"
+
+
+# Configurations and their seeds: the pruner chooses between configurations, never between seeds
+
+CONFIGS_STUDY = {
+    **CURVES_STUDY,
+    "name": "configs",
+    "params": {
+        "init.scheme": {"role": "scientific", "type": "grid", "values": list(BASE)},
+        "optim.lr": {"role": "nuisance", "type": "loguniform", "low": 0.01, "high": 0.5},
+    },
+    "num_samples": 3,
+    "seeds": 2,
+    "pruner": {"name": "median", "warmup_epochs": 0, "options": {"n_startup_trials": 1}},
+}
+LEVEL = {0: 0.50, 1: 0.20, 2: 0.55}  # configuration 1 is poor, 2 the best
+
+
+def config_top1(config: int, seed: int, epoch: int) -> float:
+    """Seed 1 of every configuration lies 0.06 below seed 0: below the median of the trials finished
+    before it, so a pruner judging seeds would stop it."""
+    return LEVEL[config] + 0.02 * epoch - 0.06 * seed
+
+
+def stream(driver: Driver, task, config: int, upto: int = EPOCHS) -> bool:
+    """Feed a trial's epochs up to ``upto``; True when the driver stops it."""
+    for epoch in range(1, upto + 1):
+        metrics = {**epoch_metrics(BASE_SCHEME, 0, epoch), "val_top1": config_top1(config, task.seed, epoch)}
+        if driver.on_epoch(task, metrics):
+            return True
+    return False
+
+
+def test_a_pruned_configuration_takes_its_seeds_and_a_kept_one_keeps_them(tmp_path: Path) -> None:
+    plan = search_plan(build_study(SearchStudy, CONFIGS_STUDY, Path("c.yaml"), None), "default", "c.yaml")
+    slots = {s.trial_id: s for s in plan.slots()}
+    judge = plan.judged_by()
+    assert [judge[t] for t in ("t0000", "t0002", "t0004", "t0006")] == ["t0000", "t0000", "t0004", "t0004"]
+    driver, lines = session(plan, tmp_path / "run", resume=False)
+    while (task := driver.next_trial()) is not None:  # one at a time, in plan order
+        driver.on_start(task)
+        stopped = stream(driver, task, slots[task.trial_id].config)
+        driver.on_finish(task, None if stopped else TrialOutcome("completed"), {})
+    driver.records.close()
+    trials = {t["trial_id"]: t for t in read_csv(tmp_path / "run" / "trials.csv")}
+    fate = {(slots[i].config, slots[i].seed): (t["status"], int(t["epochs_run"])) for i, t in trials.items()}
+    assert fate == {
+        (0, 0): ("completed", EPOCHS),
+        (0, 1): ("completed", EPOCHS),  # below the median of t0000, never judged: its first seed was kept
+        (1, 0): ("pruned", 1),  # the first seed judged and stopped after epoch 1
+        (1, 1): ("pruned", 0),  # not run
+        (2, 0): ("completed", EPOCHS),
+        (2, 1): ("completed", EPOCHS),
+    }
+    assert (
+        len(trials) == len(slots) and sum(1 for line in lines if "not run: its configuration's" in line) == 2
+    )
+    states = dict(optuna_states(tmp_path / "run" / "optuna.db"))
+    assert {
+        i: states[i] for i in trials if fate[(slots[i].config, slots[i].seed)][0] == "pruned"
+    } == dict.fromkeys((i for i in trials if slots[i].config == 1), "PRUNED")
+
+
+def test_a_seed_running_beside_its_configurations_first_seed_stops_when_that_one_is_pruned(
+    tmp_path: Path,
+) -> None:
+    plan = search_plan(build_study(SearchStudy, CONFIGS_STUDY, Path("c.yaml"), None), "default", "c.yaml")
+    slots = {s.trial_id: s for s in plan.slots()}
+    driver, _ = session(plan, tmp_path / "run", resume=False)
+    tasks = {}
+    while (task := driver.next_trial()) is not None and task.trial_id != "t0004":
+        driver.on_start(task)
+        stopped = stream(driver, task, slots[task.trial_id].config)
+        driver.on_finish(task, None if stopped else TrialOutcome("completed"), {})
+    tasks["t0004"] = task  # configuration 1's first seed, arm 0
+    tasks["t0005"] = driver.next_trial()
+    tasks["t0006"] = driver.next_trial()  # its second seed, started before the first is judged
+    for task in tasks.values():
+        driver.on_start(task)
+    assert not stream(driver, tasks["t0006"], 1, upto=1)  # never judged itself
+    assert stream(driver, tasks["t0004"], 1, upto=1)  # the first seed is pruned at epoch 1
+    assert stream(driver, tasks["t0006"], 1, upto=2)  # so the second stops at its next epoch

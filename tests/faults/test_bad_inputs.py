@@ -285,7 +285,11 @@ SETUP: dict[str, Callable[[Path], None]] = {
     ),
     "study pruner metric direction": yaml_file(
         "s.yaml",
-        edited(STUDY, pruner={"name": "median", "metric": "val_loss_ema"}, overrides={"epochs": 2, "ema_epochs": 1}),
+        edited(
+            STUDY,
+            pruner={"name": "median", "metric": "val_loss_ema"},
+            overrides={"epochs": 2, "ema_epochs": 1},
+        ),
     ),
     "study pruner on an average not kept": yaml_file(
         "s.yaml", edited(STUDY, pruner={"name": "median", "metric": "val_top1_ema"})

@@ -33,10 +33,13 @@ OPTUNA_PRUNERS = {
 
 @dataclass(frozen=True)
 class Curve:
-    """One trial of an unpruned run: the metric at each epoch and its objective (NaN unless completed)."""
+    """One trial of an unpruned run: the metric at each epoch and its objective (NaN unless completed).
+    A curve not ``judged`` is a later seed of the configuration of the judged curve before it, and
+    shares its fate, as the driver runs it (:meth:`tinyab.study.plan.StudyPlan.judged_by`)."""
 
     values: tuple[float, ...]
     objective: float
+    judged: bool = True
 
 
 def build_pruner(config: dict[str, Any]) -> Any:
@@ -58,7 +61,8 @@ def build_pruner(config: dict[str, Any]) -> Any:
 
 
 def replay(curves: list[Curve], config: dict[str, Any], maximize: bool, planned: int) -> list[int]:
-    """Epochs each curve would run under the pruner of ``config``, trials one at a time in list order."""
+    """Epochs each curve would run under the pruner of ``config``, trials one at a time in list order;
+    a curve not judged runs whole, or not at all (0) when its configuration's judged curve was stopped."""
     import optuna
     from optuna.trial import TrialState
 
@@ -71,8 +75,12 @@ def replay(curves: list[Curve], config: dict[str, Any], maximize: bool, planned:
     finally:
         optuna.logging.set_verbosity(verbosity)
     warmup = int(config.get("warmup_epochs") or 0)
-    ran = []
+    ran: list[int] = []
+    configuration_stopped = False
     for curve in curves:
+        if not curve.judged and configuration_stopped:
+            ran.append(0)
+            continue
         trial = study.ask()
         stop = None
         for epoch, value in enumerate(curve.values, 1):
@@ -80,9 +88,11 @@ def replay(curves: list[Curve], config: dict[str, Any], maximize: bool, planned:
                 continue
             trial.report(value, epoch)
             # asked at the last epoch too (successive halving records its rung there), never obeyed
-            if epoch > warmup and trial.should_prune() and epoch < planned:
+            if curve.judged and epoch > warmup and trial.should_prune() and epoch < planned:
                 stop = epoch
                 break
+        if curve.judged:
+            configuration_stopped = stop is not None
         if stop is not None:
             study.tell(trial, state=TrialState.PRUNED)
         elif np.isfinite(curve.objective):
@@ -132,6 +142,8 @@ def curves_by_arm(study: StudyRecords, runs: list[Path], judged: str) -> dict[st
     """Every curve of ``runs`` (unpruned runs of ``study``) by arm, in run then trial-id order: the
     ``judged`` metric (a pruner's) at each epoch, and the best of the study's metric as the objective."""
     metric, keys = _metric(study), _scientific(study)
+    nuisance = [k for k, p in study.params.items() if p.get("role") == "nuisance" and k in study.trials]
+    several = int(study.spec.get("num_samples") or 1) > 1  # else every trial is judged itself
     out: dict[str, list[Curve]] = {}
     if study.epochs is None or judged not in study.epochs.columns:
         return out
@@ -142,10 +154,26 @@ def curves_by_arm(study: StudyRecords, runs: list[Path], judged: str) -> dict[st
         objective = trials.get(f"best_{metric}", pd.Series(np.nan, trials.index)).where(
             trials["status"] == "completed"
         )
-        for arm, trial_id, value in zip(_arms(trials, keys), trials["trial_id"], objective, strict=True):
+        configurations = zip(*(trials[k] for k in nuisance), strict=True) if nuisance else [()] * len(trials)
+        seen: set[tuple] = set()
+        rows = zip(_arms(trials, keys), configurations, trials["trial_id"], objective, strict=True)
+        for arm, configuration, trial_id, value in rows:
+            first = (arm, *configuration) not in seen
+            seen.add((arm, *configuration))
             if trial_id in values.index:
-                out.setdefault(arm, []).append(Curve(values[trial_id], float(value)))
+                curve = Curve(values[trial_id], float(value), judged=first or not several)
+                out.setdefault(arm, []).append(curve)
     return out
+
+
+def _groups(curves: list[Curve]) -> list[list[Curve]]:
+    """The curves by configuration: each judged curve with the later seeds that follow it."""
+    groups: list[list[Curve]] = []
+    for curve in curves:
+        if curve.judged or not groups:
+            groups.append([])
+        groups[-1].append(curve)
+    return groups
 
 
 def _replayed(curves: list[Curve], config: dict[str, Any], maximize: bool, planned: int) -> dict[str, Any]:
@@ -162,12 +190,15 @@ def _replayed(curves: list[Curve], config: dict[str, Any], maximize: bool, plann
     signed = np.where(done, objectives if maximize else -objectives, -np.inf)
     best = int(np.argmax(signed))
     kept = done & (ran == lengths)
-    others = [c for i, c in enumerate(curves) if i != best]
-    positions = sorted({round(p) for p in np.linspace(0, len(others), min(POSITIONS, len(curves)))})
-    stops = [
-        replay([*others[:p], curves[best], *others[p:]], config, maximize, planned)[p] < lengths[best]
-        for p in positions
-    ]
+    groups = _groups(curves)  # the best trial moves with its configuration
+    home = next(g for g, group in enumerate(groups) if any(c is curves[best] for c in group))
+    others = [group for g, group in enumerate(groups) if g != home]
+    positions = sorted({round(p) for p in np.linspace(0, len(others), min(POSITIONS, len(groups)))})
+    stops = []
+    for p in positions:
+        order = [c for group in [*others[:p], groups[home], *others[p:]] for c in group]
+        at = next(i for i, c in enumerate(order) if c is curves[best])
+        stops.append(replay(order, config, maximize, planned)[at] < lengths[best])
     best_kept = objectives[kept][np.argmax(signed[kept])]
     return figures | {
         "best": objectives[best],

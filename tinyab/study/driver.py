@@ -63,7 +63,7 @@ class Tuner(Protocol):
 
     def start(self, slot: TrialSlot) -> dict[str, Any]: ...
 
-    def report(self, trial_id: str, epoch: int, value: float) -> bool: ...
+    def report(self, trial_id: str, epoch: int, value: float, judged: bool) -> bool: ...
 
     def finish(self, trial_id: str, status: Status, value: float | None) -> None: ...
 
@@ -94,7 +94,8 @@ class Driver:
         self.growth = growth
         self.monitors = list(monitors)
         self.recorded: list[TrialRecord] = []
-        self.pruned: set[str] = set()
+        self.pruned = {r.trial_id for r in earlier if r.status == "pruned"}
+        self.judge = plan.judged_by()
         self.epochs: dict[str, list[dict[str, Any]]] = {}
         self.started: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
@@ -106,10 +107,33 @@ class Driver:
 
     def next_trial(self) -> TrialTask | None:
         """The next planned trial (Optuna is asked for its nuisance values now); None when nothing can
-        start yet (the rest of a batch runs) or ever (:attr:`finished`)."""
-        if not self.todo:
-            return None
-        slot = self.todo.pop(0)
+        start yet (the rest of a batch runs) or ever (:attr:`finished`). A trial whose configuration
+        was pruned is recorded pruned without running."""
+        while self.todo:
+            task = self._task(self.todo.pop(0))
+            if not self._configuration_pruned(task.trial_id):
+                return task
+            self.on_start(task)
+            self.pruned.add(task.trial_id)
+            judge = self.judge[task.trial_id]
+            self.out(
+                self.progress.stamp(
+                    f"{task.trial_id} not run: its configuration's first seed {judge} was pruned"
+                )
+            )
+            self.on_finish(task, None, {})
+        return None
+
+    def judges(self, trial_id: str) -> bool:
+        """Whether the pruner judges this trial (else it shares the fate of its configuration's first
+        seed: :meth:`StudyPlan.judged_by`)."""
+        return self.judge.get(trial_id, trial_id) == trial_id
+
+    def _configuration_pruned(self, trial_id: str) -> bool:
+        judge = self.judge.get(trial_id, trial_id)
+        return judge != trial_id and judge in self.pruned
+
+    def _task(self, slot: TrialSlot) -> TrialTask:
         nuisance = self.tuner.start(slot)
         arm = self.plan.arms[slot.arm]
         recipe = arm.build(nuisance, slot.seed)
@@ -137,7 +161,8 @@ class Driver:
         self.out(self.progress.stamp(f"{task.trial_id} failed ({error}); retrying on a fresh worker"))
 
     def on_epoch(self, task: TrialTask, metrics: Mapping[str, Any]) -> bool:
-        """Keep the epoch and report it to Optuna; True when the arm's pruner stops the trial here."""
+        """Keep the epoch and report it to Optuna; True when the arm's pruner stops the trial here, or
+        its configuration's first seed has been pruned meanwhile."""
         epoch = int(metrics["epoch"])
         self.epochs.setdefault(task.trial_id, []).append(dict(metrics))
         for monitor in self.monitors:
@@ -148,7 +173,9 @@ class Driver:
         value = metrics.get(self.plan.pruned_on)
         if value is None or not math.isfinite(float(value)):
             return False
-        prune = self.tuner.report(task.trial_id, epoch, float(value)) and epoch < task.epochs
+        judged = self.judges(task.trial_id)
+        prune = self.tuner.report(task.trial_id, epoch, float(value), judged) and epoch < task.epochs
+        prune = prune or (self._configuration_pruned(task.trial_id) and epoch < task.epochs)
         if prune:
             self.pruned.add(task.trial_id)
         return prune
@@ -212,5 +239,6 @@ class Driver:
         grown = self.growth.grow(self.plan, look)
         if grown is not None:
             self.plan = grown
+            self.judge = grown.judged_by()
             self.todo = grown.slots()[len(slots) :]
             self.progress.total = len(grown.slots())

@@ -265,16 +265,17 @@ class OptunaBridge:
         self.live[slot.trial_id] = trial
         return dict(trial.params)
 
-    def report(self, trial_id: str, epoch: int, value: float) -> bool:
-        """Report one epoch; True when the arm's pruner says stop (never within the warm-up). A retried
-        trial's epochs that its failed attempt already reported are not reported again."""
+    def report(self, trial_id: str, epoch: int, value: float, judged: bool) -> bool:
+        """Report one epoch; True when the trial is ``judged`` and the arm's pruner says stop (never
+        within the warm-up). A retried trial's epochs that its failed attempt already reported are not
+        reported again."""
         trial = self.live[trial_id]
         reported = self.reported.setdefault(trial_id, set())
         if epoch in reported:
             return False
         reported.add(epoch)
         trial.report(value, epoch)
-        return self.prunes and epoch > self.plan.pruner.warmup_epochs and trial.should_prune()
+        return judged and self.prunes and epoch > self.plan.pruner.warmup_epochs and trial.should_prune()
 
     def finish(self, trial_id: str, status: Status, value: float | None) -> None:
         self.reported.pop(trial_id, None)

@@ -112,6 +112,18 @@ class StudyPlan:
                             slots.append(TrialSlot(f"t{len(slots):04d}", arm, config, seed))
         return slots
 
+    def judged_by(self) -> dict[str, str]:
+        """The trial whose pruning decides each trial's fate. With several configurations per arm the
+        pruner chooses between configurations: it judges each by its first seed, and the other seeds
+        share that seed's fate (they are never judged themselves, and are stopped or not run once it is
+        pruned), so a configuration kept keeps all its seeds for the comparisons. With one
+        configuration per arm there is nothing to choose between, and every trial is judged itself."""
+        slots = self.slots()
+        if self.configs == 1:
+            return {slot.trial_id: slot.trial_id for slot in slots}
+        first: dict[tuple[int, int], str] = {}
+        return {s.trial_id: first.setdefault((s.arm, s.config), s.trial_id) for s in slots}
+
     def grow(
         self, seeds: list[int] | None = None, configs: int | None = None, arms: list[int] | None = None
     ) -> StudyPlan:

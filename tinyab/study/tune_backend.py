@@ -164,7 +164,7 @@ class PruningScheduler(_DriverHeld, FIFOScheduler):
             return TrialScheduler.STOP
         if result.get(self.driver.plan.pruned_on) is None:  # an epoch not evaluated (eval_every)
             return TrialScheduler.CONTINUE
-        asha = self._arm_asha(trial)
+        asha = None if not self.driver.judges(task.trial_id) else self._arm_asha(trial)
         if asha is not None and asha.on_trial_result(controller, trial, result) == TrialScheduler.STOP:
             self.driver.mark_pruned(task.trial_id)
             return TrialScheduler.STOP
