@@ -30,7 +30,7 @@ from tinyab.records import RecordsWriter
 from tinyab.study.driver import Driver, TrialOutcome
 from tinyab.study.optuna_bridge import OptunaBridge
 from tinyab.study.plan import StudyPlan, search_plan
-from tinyab.study.progress import Progress
+from tinyab.study.progress import Progress, plan_lines
 from tinyab.study.spec import SearchStudy, build_study
 
 BASE_SCHEME = "variance_scaling"
@@ -376,6 +376,10 @@ def test_a_pruned_configuration_takes_its_seeds_and_a_kept_one_keeps_them(tmp_pa
     slots = {s.trial_id: s for s in plan.slots()}
     judge = plan.judged_by()
     assert [judge[t] for t in ("t0000", "t0002", "t0004", "t0006")] == ["t0000", "t0000", "t0004", "t0004"]
+    lines = plan_lines(plan, "default", plan.slots(), plan.slots(), {}, tmp_path / "run")
+    assert any(
+        line.endswith("within each arm, each configuration judged by its first seed") for line in lines
+    )
     driver, lines = session(plan, tmp_path / "run", resume=False)
     while (task := driver.next_trial()) is not None:  # one at a time, in plan order
         driver.on_start(task)

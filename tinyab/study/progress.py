@@ -162,16 +162,21 @@ def plan_lines(
         f"  images to process: {total_images:,} (train + validation, all epochs, before pruning)"
         if total_images is not None
         else "  images to process: unknown (no data given)",
-        f"  sampler: {plan.sampler.name} (seed {plan.sampler.seed}); pruner: {pruner.name}"
-        + (
-            f" on {plan.pruned_on} after {pruner.warmup_epochs} warm-up epochs, within each arm"
-            if pruner.name != "none"
-            else ""
-        ),
+        f"  sampler: {plan.sampler.name} (seed {plan.sampler.seed}); pruner: {pruner.name}{_pruning(plan)}",
         f"  per trial: {res.cpus:g} CPU, {res.gpus:g} GPU; "
         f"concurrency: {res.concurrency or 'as resources allow'}",
         f"  results: {run_dir}",
     ]
+
+
+def _pruning(plan: StudyPlan) -> str:
+    """What the pruner judges and when: ' on val_top1 after 2 warm-up epochs, within each arm, ...'."""
+    if plan.pruner.name == "none":
+        return ""
+    text = f" on {plan.pruned_on} after {plan.pruner.warmup_epochs} warm-up epochs, within each arm"
+    if plan.configs > 1 and len(plan.seeds) > 1:
+        text += ", each configuration judged by its first seed"
+    return text
 
 
 def _sequential_line(plan: StudyPlan) -> list[str]:
