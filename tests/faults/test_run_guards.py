@@ -143,3 +143,19 @@ def test_a_resume_of_a_held_run_is_refused_before_ray_starts(mini_zip: Path, tmp
         + "; wait for it or stop it"
     ]
     assert "ray:" not in done.stdout  # refused before a local Ray was started
+
+
+def test_a_run_written_before_the_weight_average_columns_is_refused_naming_its_epochs_file(
+    tmp_path: Path,
+) -> None:
+    """epochs.csv of an older tinyab lacks val_loss_ema and val_top1_ema: resume says so, changes nothing."""
+    run = tmp_path / "run"
+    writer = RecordsWriter(run, ["init.scheme"], "val_top1")
+    writer.create({"name": "s"}, {})
+    epochs = run / "epochs.csv"
+    header = epochs.read_text().strip().split(",")
+    old = ",".join(c for c in header if not c.endswith("_ema")) + "\n"
+    epochs.write_text(old)
+    with pytest.raises(UserError, match=r"epochs.csv: columns differ .* another version of tinyab"):
+        RecordsWriter(run, ["init.scheme"], "val_top1").reopen()
+    assert epochs.read_text() == old

@@ -80,7 +80,7 @@ class RecordsWriter:
             if header != columns:
                 raise UserError(
                     f"{path}: columns differ from this study's ({', '.join(header)}); "
-                    "the run was made by a different study"
+                    "the run was made by a different study or another version of tinyab"
                 )
         _, rows = read_rows(self.run_dir / "trials.csv")
         finished = {row["trial_id"]: TrialRecord.from_row(row, self.params, self.metric) for row in rows}
