@@ -374,7 +374,7 @@ def stream(driver: Driver, task, config: int, upto: int = EPOCHS) -> bool:
 def test_a_pruned_configuration_takes_its_seeds_and_a_kept_one_keeps_them(tmp_path: Path) -> None:
     plan = search_plan(build_study(SearchStudy, CONFIGS_STUDY, Path("c.yaml"), None), "default", "c.yaml")
     slots = {s.trial_id: s for s in plan.slots()}
-    judge = plan.judged_by()
+    judge = plan.judged_by
     assert [judge[t] for t in ("t0000", "t0002", "t0004", "t0006")] == ["t0000", "t0000", "t0004", "t0004"]
     lines = plan_lines(plan, "default", plan.slots(), plan.slots(), {}, tmp_path / "run")
     assert any(

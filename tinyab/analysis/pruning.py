@@ -35,7 +35,7 @@ OPTUNA_PRUNERS = {
 class Curve:
     """One trial of an unpruned run: the metric at each epoch and its objective (NaN unless completed).
     A curve not ``judged`` is a later seed of the configuration of the judged curve before it, and
-    shares its fate, as the driver runs it (:meth:`tinyab.study.plan.StudyPlan.judged_by`)."""
+    shares its fate, as the driver runs it (:attr:`tinyab.study.plan.StudyPlan.judged_by`)."""
 
     values: tuple[float, ...]
     objective: float

@@ -95,7 +95,6 @@ class Driver:
         self.monitors = list(monitors)
         self.recorded: list[TrialRecord] = []
         self.pruned = {r.trial_id for r in earlier if r.status == "pruned"}
-        self.judge = plan.judged_by()
         self.epochs: dict[str, list[dict[str, Any]]] = {}
         self.started: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
@@ -115,7 +114,7 @@ class Driver:
                 return task
             self.on_start(task)
             self.pruned.add(task.trial_id)
-            judge = self.judge[task.trial_id]
+            judge = self.plan.judged_by[task.trial_id]
             self.out(
                 self.progress.stamp(
                     f"{task.trial_id} not run: its configuration's first seed {judge} was pruned"
@@ -126,11 +125,11 @@ class Driver:
 
     def judges(self, trial_id: str) -> bool:
         """Whether the pruner judges this trial (else it shares the fate of its configuration's first
-        seed: :meth:`StudyPlan.judged_by`)."""
-        return self.judge.get(trial_id, trial_id) == trial_id
+        seed: :attr:`StudyPlan.judged_by`)."""
+        return self.plan.judged_by[trial_id] == trial_id
 
     def _configuration_pruned(self, trial_id: str) -> bool:
-        judge = self.judge.get(trial_id, trial_id)
+        judge = self.plan.judged_by[trial_id]
         return judge != trial_id and judge in self.pruned
 
     def _task(self, slot: TrialSlot) -> TrialTask:
@@ -174,8 +173,8 @@ class Driver:
         if value is None or not math.isfinite(float(value)):
             return False
         judged = self.judges(task.trial_id)
-        prune = self.tuner.report(task.trial_id, epoch, float(value), judged) and epoch < task.epochs
-        prune = prune or (self._configuration_pruned(task.trial_id) and epoch < task.epochs)
+        stopped = self.tuner.report(task.trial_id, epoch, float(value), judged)
+        prune = (stopped or self._configuration_pruned(task.trial_id)) and epoch < task.epochs
         if prune:
             self.pruned.add(task.trial_id)
         return prune
@@ -239,6 +238,5 @@ class Driver:
         grown = self.growth.grow(self.plan, look)
         if grown is not None:
             self.plan = grown
-            self.judge = grown.judged_by()
             self.todo = grown.slots()[len(slots) :]
             self.progress.total = len(grown.slots())

@@ -10,6 +10,7 @@ start: configuration, then seed, then arm, so every arm reaches a seed at about 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,12 +113,14 @@ class StudyPlan:
                             slots.append(TrialSlot(f"t{len(slots):04d}", arm, config, seed))
         return slots
 
+    @functools.cached_property
     def judged_by(self) -> dict[str, str]:
         """The trial whose pruning decides each trial's fate. With several configurations per arm the
         pruner chooses between configurations: it judges each by its first seed, and the other seeds
         share that seed's fate (they are never judged themselves, and are stopped or not run once it is
         pruned), so a configuration kept keeps all its seeds for the comparisons. With one
-        configuration per arm there is nothing to choose between, and every trial is judged itself."""
+        configuration per arm there is nothing to choose between, and every trial is judged itself.
+        Worked out once per plan (a grown plan is a new one)."""
         slots = self.slots()
         if self.configs == 1:
             return {slot.trial_id: slot.trial_id for slot in slots}

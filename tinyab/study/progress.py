@@ -174,7 +174,7 @@ def _pruning(plan: StudyPlan) -> str:
     if plan.pruner.name == "none":
         return ""
     text = f" on {plan.pruned_on} after {plan.pruner.warmup_epochs} warm-up epochs, within each arm"
-    if plan.configs > 1 and len(plan.seeds) > 1:
+    if any(judge != trial for trial, judge in plan.judged_by.items()):
         text += ", each configuration judged by its first seed"
     return text
 
