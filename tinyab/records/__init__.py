@@ -7,6 +7,7 @@ reads them; those layers depend on this package and never on each other. The rea
 """
 
 from tinyab.records.schema import (
+    AVERAGE_MODES,
     EPOCH_COLUMNS,
     EPOCH_METRICS,
     OBJECTIVE_MODES,
@@ -21,6 +22,7 @@ from tinyab.records.schema import (
 from tinyab.records.writer import RecordsWriter, write_json, write_yaml
 
 __all__ = [
+    "AVERAGE_MODES",
     "EPOCH_COLUMNS",
     "EPOCH_METRICS",
     "OBJECTIVE_MODES",

@@ -28,8 +28,9 @@ OBJECTIVE_MODES = {
     "val_top1": "max",
     "val_top5": "max",
 }
-# Metrics a pruner may judge: the objectives, and the weight average's (recipes with ema_epochs).
-PRUNING_MODES = {**OBJECTIVE_MODES, "val_loss_ema": "min", "val_top1_ema": "max"}
+# The weight average's metrics (recipes with ema_epochs), and every metric a pruner may judge.
+AVERAGE_MODES = {"val_loss_ema": "min", "val_top1_ema": "max"}
+PRUNING_MODES = {**OBJECTIVE_MODES, **AVERAGE_MODES}
 EPOCH_COLUMNS = ["trial_id", "epoch", *EPOCH_METRICS]
 PER_CLASS_COLUMNS = ["trial_id", "class_index", "wnid", "name", "accuracy"]
 RESULT_COLUMNS = [

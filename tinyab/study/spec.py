@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from tinyab.config import Recipe, load_recipe, recipe_source
 from tinyab.errors import ConfigError
-from tinyab.records import OBJECTIVE_MODES, PRUNING_MODES
+from tinyab.records import AVERAGE_MODES, OBJECTIVE_MODES, PRUNING_MODES
 from tinyab.schema import deep_merge, field, flatten, from_dict, nested, set_dotted, suggest
 from tinyab.study.arms import Arm, ArmSpec, Component, check_arms, expand_arms
 
@@ -261,7 +261,7 @@ class StudyFile:
             recipe = load_recipe(self.base_recipe())
         except ConfigError as err:
             raise ConfigError(f"{where}.overrides: {str(err).removeprefix('recipe: ')}") from None
-        if (self.pruner.metric or "").endswith("_ema") and recipe.ema_epochs is None:
+        if self.pruner.metric in AVERAGE_MODES and recipe.ema_epochs is None:
             raise ConfigError(
                 f"{where}.pruner.metric: {self.pruner.metric} is the weight average's, and the recipe keeps "
                 f"none; expected the recipe's ema_epochs set (e.g. overrides: {{ema_epochs: 1}})"
